@@ -1,0 +1,1 @@
+"""newswire.connectors (folder `connectors/`)."""

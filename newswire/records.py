@@ -1,0 +1,82 @@
+"""Records that cross module lines. Plain frozen dataclasses, no behaviour beyond small helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class FeedSource:
+    """A feed as listed in the user's feed file."""
+
+    url: str
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """Outcome of one HTTP fetch (feed or page), whether it succeeded or not.
+
+    ``error`` is a short machine-readable reason (``timeout``, ``blocked-address``, ``too-large``,
+    ``http-500``, ``connect``, ``too-many-redirects``, ``bad-scheme`` ...) and ``None`` on success.
+    ``status`` is the final HTTP status when a response was received.
+    """
+
+    url: str
+    final_url: str
+    status: int | None
+    headers: dict[str, str]
+    body: bytes
+    fetched_at: datetime
+    error: str | None = None
+    detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is not None and 200 <= self.status < 300
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a parsed feed. Text fields are plain text (markup stripped)."""
+
+    link: str | None  # absolute URL as the feed gave it (resolved against the feed URL)
+    guid: str | None
+    title: str | None
+    summary: str | None
+    content: str | None  # full content when the feed carries it (content:encoded, atom content)
+    authors: tuple[str, ...] = ()
+    published: datetime | None = None  # timezone-aware UTC
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str | None
+    entries: list[Entry]
+    format: str  # "rss20", "atom10", "rss10", "json11", ... ("" when unknown)
+    bozo: str | None = None  # parser complaint when the document was not well-formed but still gave entries
+    ttl_seconds: int | None = None  # publisher's own hint (ttl, sy:updatePeriod), for scheduling
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """What the extractor got out of an article page."""
+
+    text: str
+    title: str | None = None
+    authors: tuple[str, ...] = ()
+    published: datetime | None = None
+    language: str | None = None
+    site_name: str | None = None
+
+
+@dataclass(frozen=True)
+class TopicTag:
+    slug: str
+    score: float
+    matches: dict[str, int] = field(default_factory=dict)

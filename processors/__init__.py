@@ -1,0 +1,1 @@
+"""newswire.processors (folder `processors/`)."""
