@@ -1,0 +1,157 @@
+"""WARC archive of every fetched document (ISO 28500 via warcio).
+
+* one gzip member per record, so any prefix of complete members is a valid file;
+* each record is serialised in memory and appended with a single ``write`` call, so a killed process
+  leaves either the whole record or none of it;
+* the file being written is named ``*.warc.gz.open`` and renamed to ``*.warc.gz`` when closed or rotated,
+  so a reader that globs ``*.warc.gz`` never sees a half-written file; a leftover ``.open`` file from a
+  crash is trimmed to its last complete member and renamed on the next start;
+* files rotate by size and are named by UTC time of creation.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import uuid
+import zlib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from newswire.records import FetchResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 1024**3
+KIND_HEADER = "WARC-Newswire-Kind"  # extension field: "feed" or "page", so replay needn't sniff our own files
+_HOP_BY_HOP = {"content-encoding", "transfer-encoding", "content-length", "connection", "keep-alive"}
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+class WarcArchive:
+    """Append-only WARC writer rotating by size. Not thread-safe: one writer per process/event loop."""
+
+    def __init__(self, directory: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, software: str = "newswire") -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.software = software
+        directory.mkdir(parents=True, exist_ok=True)
+        self._fh: io.BufferedWriter | None = None
+        self._path: Path | None = None
+        self._size = 0
+        self.records_written = 0
+        recover_open_files(directory)
+
+    def write(self, result: FetchResult, kind: Literal["feed", "page"]) -> None:
+        """Archive a successful response (status 2xx with a body). Others live in the fetch log only."""
+        if result.status is None or result.not_modified or result.error is not None:
+            return
+        headers = [(k, v) for k, v in result.headers.items() if k.lower() not in _HOP_BY_HOP]
+        # The body is stored decoded, so the stored headers must describe what is stored.
+        headers.append(("Content-Length", str(len(result.body))))
+        http_headers = StatusAndHeaders(
+            f"{result.status} {_reason(result.status)}", headers, protocol="HTTP/1.1"
+        )
+        buf = io.BytesIO()
+        writer = WARCWriter(buf, gzip=True)
+        record = writer.create_warc_record(
+            result.final_url,
+            "response",
+            payload=io.BytesIO(result.body),
+            http_headers=http_headers,
+            warc_headers_dict={
+                "WARC-Date": result.fetched_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                KIND_HEADER: kind,
+            },
+        )
+        writer.write_record(record)
+        self._append(buf.getvalue())
+
+    def _append(self, data: bytes) -> None:
+        if self._fh is not None and self._size + len(data) > self.max_bytes and self._size > 0:
+            self.close()
+        if self._fh is None:
+            self._open()
+        assert self._fh is not None
+        self._fh.write(data)
+        self._fh.flush()
+        self._size += len(data)
+        self.records_written += 1
+
+    def _open(self) -> None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        name = f"newswire-{stamp}-{uuid.uuid4().hex[:8]}.warc.gz.open"
+        self._path = self.directory / name
+        self._fh = open(self._path, "ab", buffering=0)  # noqa: SIM115 - lifetime spans many calls
+        self._size = 0
+        buf = io.BytesIO()
+        writer = WARCWriter(buf, gzip=True)
+        info = writer.create_warcinfo_record(name[: -len(".open")], {"software": self.software, "format": "WARC/1.1"})
+        writer.write_record(info)
+        self._fh.write(buf.getvalue())
+        self._size = buf.tell()
+
+    def close(self) -> None:
+        if self._fh is None or self._path is None:
+            return
+        self._fh.close()
+        final = self._path.with_name(self._path.name[: -len(".open")])
+        os.replace(self._path, final)
+        log.debug("warc closed file=%s bytes=%d", final, self._size)
+        self._fh = None
+        self._path = None
+
+    def __enter__(self) -> WarcArchive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def complete_prefix_length(path: Path) -> int:
+    """Length of the longest prefix of ``path`` made of complete gzip members."""
+    good = 0
+    with open(path, "rb") as fh:
+        data = fh.read()
+    offset = 0
+    while offset < len(data):
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            inflater.decompress(data[offset:])
+        except zlib.error:
+            break
+        if not inflater.eof:
+            break
+        offset = len(data) - len(inflater.unused_data)
+        good = offset
+    return good
+
+
+def recover_open_files(directory: Path) -> list[Path]:
+    """Trim ``*.warc.gz.open`` files left by a crash to their complete records and close them."""
+    recovered = []
+    for path in sorted(directory.glob("*.warc.gz.open")):
+        keep = complete_prefix_length(path)
+        final = path.with_name(path.name[: -len(".open")])
+        if keep == 0:
+            path.unlink()
+            continue
+        with open(path, "r+b") as fh:
+            fh.truncate(keep)
+        os.replace(path, final)
+        log.warning("warc recovered file=%s kept_bytes=%d", final, keep)
+        recovered.append(final)
+    return recovered
