@@ -1,0 +1,107 @@
+"""Run configuration: one dataclass, filled by the CLI (each option also reads ``NEWSWIRE_*``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_dir
+
+
+class ConfigError(ValueError):
+    """A bad option value (one-line message)."""
+
+
+def default_state_dir() -> Path:
+    return Path(user_data_dir("newswire", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = "news"
+    state_dir: Path = field(default_factory=default_state_dir)
+    state_url: str | None = None
+    archive_dir: Path | None = None  # None: <state_dir>/archive
+    allow_hosts: frozenset[str] = frozenset()
+    taxonomy: Path | None = None  # None: the taxonomy shipped in the package
+    kafka_options: dict[str, Any] = field(default_factory=dict)
+    # fetching
+    user_agent_contact: str = "https://github.com/newswire/newswire"
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    total_timeout: float = 60.0
+    max_feed_bytes: int = 10 * 1024 * 1024
+    max_page_bytes: int = 5 * 1024 * 1024
+    max_redirects: int = 5
+    concurrency: int = 32
+    per_host: int = 4
+    fetch_pages: bool = True
+    # processing
+    extract_workers: int = 0  # 0: one per core
+    publish_batch: int = 200
+    archive: bool = True
+    archive_max_bytes: int = 1024**3
+
+    def __post_init__(self) -> None:
+        if not self.topic_prefix or any(c not in _TOPIC_CHARS for c in self.topic_prefix):
+            raise ConfigError(f"--topic-prefix {self.topic_prefix!r}: use letters, digits, '.', '_' or '-'")
+        if not self.bootstrap_servers.strip():
+            raise ConfigError("--bootstrap-servers is empty")
+        for name in ("connect_timeout", "read_timeout", "total_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be positive")
+        if self.concurrency < 1 or self.per_host < 1:
+            raise ConfigError("--concurrency and --per-host must be at least 1")
+
+    @property
+    def archive_path(self) -> Path:
+        return self.archive_dir if self.archive_dir is not None else self.state_dir / "archive"
+
+
+def settings_to_params(settings: Settings) -> dict[str, Any]:
+    """JSON-able form, for Prefect flow parameters."""
+    from dataclasses import asdict
+
+    params = asdict(settings)
+    for key, value in params.items():
+        if isinstance(value, Path):
+            params[key] = str(value)
+        elif isinstance(value, frozenset):
+            params[key] = sorted(value)
+    return params
+
+
+def settings_from_params(params: dict[str, Any]) -> Settings:
+    values = dict(params)
+    for key in ("state_dir", "archive_dir", "taxonomy"):
+        if values.get(key) is not None:
+            values[key] = Path(values[key])
+    if "allow_hosts" in values:
+        values["allow_hosts"] = frozenset(values["allow_hosts"])
+    return Settings(**values)
+
+
+_TOPIC_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def parse_kafka_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs passed through to kafka-python (security_protocol, sasl_*, ssl_*...)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        for part in (p for p in item.split(";") if p.strip()):
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"--kafka-option {part!r}: expected KEY=VALUE")
+            options[key.strip()] = _coerce(value.strip())
+    return options
+
+
+def _coerce(value: str) -> Any:
+    if value.lower() in {"true", "false"}:
+        return value.lower() == "true"
+    try:
+        return int(value)
+    except ValueError:
+        return value

@@ -1,0 +1,79 @@
+"""Logging: quiet terminal (warnings; -v info; -vv debug), full detail with tracebacks in a log file.
+
+Lines are ``time level logger message`` with ``key=value`` pairs in the message, so they grep well.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class _OneLine(logging.Formatter):
+    """Terminal formatter: never prints a traceback (those go to the log file)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
+def setup_logging(verbosity: int, log_file: Path | None) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(logging.DEBUG if log_file is not None else level)
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.setLevel(level)
+    terminal.setFormatter(_OneLine(_FORMAT, "%H:%M:%S"))
+    root.addHandler(terminal)
+    if log_file is not None:
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=3)
+        except OSError:
+            return
+        handler.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
+        handler.setFormatter(logging.Formatter(_FORMAT))
+        root.addHandler(handler)
+    # Chatty libraries stay at warning unless -vv.
+    for name in ("kafka", "httpx", "httpcore", "trafilatura", "htmldate", "courlan", "urllib3", "asyncio"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
+
+
+def quiet_prefect(home: Path) -> None:
+    """Keep Prefect's start-up/shutdown noise and tracebacks off the terminal and out of ~/.prefect.
+
+    Must run before ``prefect`` is imported; explicit user settings win.
+    """
+    os.environ.setdefault("PREFECT_HOME", str(home))
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
+
+
+def route_prefect_logs_to_file() -> None:
+    """After Prefect configured its own handlers: send them to our root (file) instead of the console."""
+    for name in ("prefect", "uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "docket"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(("prefect.", "uvicorn.")):
+            logger = logging.getLogger(name)
+            for handler in list(logger.handlers):
+                if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                    logger.removeHandler(handler)
+            logger.propagate = True

@@ -1,0 +1,383 @@
+"""The stages in order: poll -> parse -> canonicalise + dedup -> page -> extract -> tag -> publish -> commit.
+
+One code path for the live run and the replay: they differ only in where feed documents and pages come
+from (``PageSource``) and in how "already published" is decided. Everything from parsing on is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from newswire import __version__
+from newswire.config import Settings
+from newswire.connectors.kafka import Outgoing, Publisher, SendResult
+from newswire.connectors.state import FeedState, PublishedRow, StateStore
+from newswire.contract import ArticleMessage, DeadLetter, topic_for, utc_iso, utc_now
+from newswire.processors.canonical import InvalidURL, article_id, canonical_url
+from newswire.processors.extract import EXTRACTOR, extract_article
+from newswire.processors.feeds import FeedParseError, parse_feed
+from newswire.processors.message import ArticleInput, build_message, feed_text
+from newswire.processors.tagging import Tagger, Taxonomy
+from newswire.records import Entry, Extraction, FeedSource, FetchResult, ParsedFeed
+
+log = logging.getLogger(__name__)
+
+
+# -- records of a run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunSummary:
+    feeds_polled: int = 0
+    feeds_not_modified: int = 0
+    feeds_unchanged: int = 0  # 200 with a body identical to the last one: not parsed again
+    feeds_failed: int = 0
+    entries_seen: int = 0
+    published: int = 0
+    from_page: int = 0
+    from_feed: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    page_failures: int = 0
+    publish_failures: int = 0
+    records_read: int = 0  # replay only
+    topics: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    @property
+    def completed(self) -> bool:
+        """True when every entry ended published, skipped or dead-lettered (nothing left pending)."""
+        return self.publish_failures == 0
+
+    def line(self, *, replay: bool = False) -> str:
+        head = (
+            f"replay: {self.records_read} records read"
+            if replay
+            else f"run: {self.feeds_polled} feeds polled ({self.feeds_not_modified} not modified, "
+            f"{self.feeds_unchanged} unchanged, {self.feeds_failed} failed)"
+        )
+        parts = [
+            head,
+            f"{self.published} articles published ({self.from_page} from pages, {self.from_feed} from feeds)",
+            f"{self.duplicates} duplicates skipped",
+            f"{self.page_failures} page failures",
+            f"{self.dead_letters} dead letters",
+        ]
+        if self.publish_failures:
+            parts.append(f"{self.publish_failures} NOT published (broker), retried next run")
+        return ", ".join(parts) + f", {self.elapsed:.1f} s"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A new entry (or an archived page no feed links to) that should become one article."""
+
+    id: str
+    url: str
+    original_url: str
+    feed: FeedSource | None
+    entry: Entry | None
+    fetched_at: datetime  # when the feed (or the page, for feedless pages) was fetched
+
+
+@dataclass(frozen=True)
+class Outcome:
+    candidate: Candidate
+    status: str  # "published" | "dead-letter" | "failed" (not acknowledged: retried next run)
+    message: ArticleMessage | None = None
+    text_source: str | None = None
+    page_error: str | None = None
+
+
+class PageSource(Protocol):
+    """Where article pages come from: the network (live) or a WARC archive (replay)."""
+
+    async def get(self, candidate: Candidate) -> FetchResult | None: ...
+
+
+# -- shared resources ---------------------------------------------------------------------------------
+
+
+def extraction_pool(workers: int = 0) -> ProcessPoolExecutor:
+    """Extraction is CPU-bound: a process pool, started by forkserver so the parent's threads
+    (kafka-python's sender, the event loop) are never forked mid-lock."""
+    count = workers or os.cpu_count() or 1
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["newswire.processors.extract"])
+    return ProcessPoolExecutor(max_workers=count, mp_context=context)
+
+
+@dataclass
+class Processor:
+    """Turns candidates into published articles: page -> extract -> tag -> message -> publish."""
+
+    settings: Settings
+    tagger: Tagger
+    taxonomy: Taxonomy
+    publisher: Publisher
+    executor: Executor
+    replayed: bool = False
+    on_progress: Callable[[int], None] | None = None
+
+    async def process(self, candidates: Sequence[Candidate], pages: PageSource) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        window = max(self.settings.publish_batch, 1) * 4
+        for start in range(0, len(candidates), window):
+            chunk = candidates[start : start + window]
+            inputs: list[tuple[ArticleInput, str | None]] = []
+            pending = [asyncio.ensure_future(self._prepare(c, pages)) for c in chunk]
+            for future in asyncio.as_completed(pending):
+                inputs.append(await future)
+                if len(inputs) >= self.settings.publish_batch:
+                    outcomes.extend(await self._publish(inputs))
+                    inputs = []
+            if inputs:
+                outcomes.extend(await self._publish(inputs))
+        return outcomes
+
+    async def _prepare(self, candidate: Candidate, pages: PageSource) -> tuple[ArticleInput, str | None]:
+        page_error: str | None = None
+        extraction: Extraction | None = None
+        fetched_at = candidate.fetched_at
+        page = await pages.get(candidate) if self.settings.fetch_pages or self.replayed else None
+        if page is None:
+            page_error = None if candidate.entry is None else "not-archived" if self.replayed else None
+        elif not page.ok:
+            page_error = page.error or f"http-{page.status}"
+        else:
+            loop = asyncio.get_running_loop()
+            try:
+                extraction = await loop.run_in_executor(
+                    self.executor, extract_article, page.body, page.final_url, page.headers.get("content-type")
+                )
+            except Exception:  # a crash inside the extractor must not end the entry
+                log.exception("extract failed url=%s", page.final_url)
+                extraction = None
+            if extraction is None:
+                page_error = "no-text"
+            else:
+                fetched_at = page.fetched_at
+        if self.on_progress is not None:
+            self.on_progress(1)
+        item = ArticleInput(
+            id=candidate.id,
+            url=candidate.url,
+            original_url=candidate.original_url,
+            feed=candidate.feed,
+            entry=candidate.entry,
+            extraction=extraction,
+            fetched_at=fetched_at,
+        )
+        return item, page_error
+
+    async def _publish(self, inputs: list[tuple[ArticleInput, str | None]]) -> list[Outcome]:
+        now = utc_now()
+        outgoing: list[Outgoing] = []
+        outcomes: list[Outcome] = []
+        prepared: list[tuple[Candidate, ArticleMessage, str | None]] = []
+        for item, page_error in inputs:
+            candidate = _candidate_of(item)
+            if not item.text.strip():
+                letter = DeadLetter(
+                    stage="extract",
+                    reason="no-text",
+                    url=item.url,
+                    feed_url=item.feed.url if item.feed else None,
+                    at=utc_iso(now),
+                    detail=f"page: {page_error or 'none'}; the feed entry carries no text either",
+                )
+                outgoing.append(_dead_letter_out(self.settings.topic_prefix, letter, ref=("dl", candidate)))
+                continue
+            tags = self.tagger.tag(item.title, item.text, lead=item.lead)
+            message = build_message(
+                item,
+                tags,
+                processed_at=now,
+                replayed=self.replayed,
+                pipeline_version=__version__,
+                taxonomy_version=self.taxonomy.version,
+                extractor=EXTRACTOR,
+            )
+            prepared.append((candidate, message, page_error))
+            outgoing.extend(article_outgoing(self.settings.topic_prefix, message, ref=("msg", candidate)))
+        results = await asyncio.to_thread(self.publisher.send_batch, outgoing)
+        by_candidate: dict[str, list[SendResult]] = {}
+        for result in results:
+            kind, candidate = result.item.ref  # type: ignore[misc]
+            by_candidate.setdefault(f"{kind}:{candidate.id}", []).append(result)
+        for result in results:
+            kind, candidate = result.item.ref  # type: ignore[misc]
+            if kind == "dl":
+                outcomes.append(Outcome(candidate, "dead-letter" if result.ok else "failed"))
+        too_large: list[Outgoing] = []
+        for candidate, message, page_error in prepared:
+            sent = by_candidate.get(f"msg:{candidate.id}", [])
+            if sent and all(r.ok for r in sent):
+                outcomes.append(Outcome(candidate, "published", message, message.text_source, page_error))
+            elif any(r.error == "too-large" for r in sent):
+                letter = DeadLetter(
+                    stage="publish",
+                    reason="too-large",
+                    url=message.url,
+                    feed_url=message.feed.url if message.feed else None,
+                    at=utc_iso(now),
+                    detail=f"message of {len(message.to_json())} bytes exceeds the broker's limit",
+                )
+                too_large.append(_dead_letter_out(self.settings.topic_prefix, letter, ref=("dl", candidate)))
+            else:
+                errors = sorted({r.error or "?" for r in sent if not r.ok})
+                log.warning("publish failed id=%s url=%s errors=%s", candidate.id, candidate.url, errors)
+                outcomes.append(Outcome(candidate, "failed", message, message.text_source, page_error))
+        if too_large:
+            for result in await asyncio.to_thread(self.publisher.send_batch, too_large):
+                _, candidate = result.item.ref  # type: ignore[misc]
+                outcomes.append(Outcome(candidate, "dead-letter" if result.ok else "failed"))
+        return outcomes
+
+
+def _candidate_of(item: ArticleInput) -> Candidate:
+    return Candidate(item.id, item.url, item.original_url, item.feed, item.entry, item.fetched_at)
+
+
+def article_outgoing(prefix: str, message: ArticleMessage, *, ref: object = None) -> list[Outgoing]:
+    """The article on ``{prefix}.articles`` and, unchanged, on each of its topics' streams."""
+    value = message.to_json()
+    key = message.id.encode()
+    headers = message.headers()
+    topics = [f"{prefix}.articles"] + [topic_for(prefix, t.slug) for t in message.topics]
+    return [Outgoing(topic=t, key=key, value=value, headers=headers, ref=ref) for t in topics]
+
+
+def _dead_letter_out(prefix: str, letter: DeadLetter, *, ref: object = None) -> Outgoing:
+    key = (letter.url or letter.feed_url or "").encode() or None
+    return Outgoing(topic=f"{prefix}.deadletter", key=key, value=letter.to_json(), headers=letter.headers(), ref=ref)
+
+
+def all_topics(prefix: str, taxonomy: Taxonomy) -> list[str]:
+    return [f"{prefix}.articles", f"{prefix}.deadletter"] + [topic_for(prefix, s) for s in taxonomy.slugs]
+
+
+def entry_candidates(
+    parsed: ParsedFeed, feed: FeedSource, fetched_at: datetime
+) -> tuple[list[Candidate], list[tuple[Entry, str]]]:
+    """Canonicalise a feed's entries. Returns candidates and the entries that cannot have an id."""
+    feed_ref = FeedSource(url=feed.url, title=parsed.title or feed.title)
+    candidates: list[Candidate] = []
+    rejected: list[tuple[Entry, str]] = []
+    for entry in parsed.entries:
+        link = entry.link or (entry.guid if entry.guid and entry.guid.startswith(("http://", "https://")) else None)
+        if not link:
+            rejected.append((entry, "no-link"))
+            continue
+        try:
+            url = canonical_url(link, base=feed.url)
+        except InvalidURL as exc:
+            rejected.append((entry, f"bad-link: {exc}"))
+            continue
+        candidates.append(Candidate(article_id(url), url, link, feed_ref, entry, fetched_at))
+    return candidates, rejected
+
+
+def body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+# -- the live run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class FeedPoll:
+    feed: FeedSource
+    previous: FeedState | None
+    result: FetchResult
+    parsed: ParsedFeed | None = None
+    error: str | None = None  # fetch or parse failure reason
+    stage: str = "fetch"
+    unchanged: bool = False
+
+
+class LivePages:
+    """Pages from the network; every response archived and logged."""
+
+    def __init__(self, fetch: Callable[..., object], archive_write: Callable[[FetchResult, str], None] | None,
+                 fetch_log: list[tuple[datetime, str, str, int | None, str | None, int]]) -> None:
+        self._fetch = fetch
+        self._archive = archive_write
+        self._log = fetch_log
+
+    async def get(self, candidate: Candidate) -> FetchResult | None:
+        result: FetchResult = await self._fetch(candidate.url, kind="page")  # type: ignore[misc]
+        self._log.append((result.fetched_at, "page", candidate.url, result.status, result.error, len(result.body)))
+        if self._archive is not None and result.ok:
+            self._archive(result, "page")
+        return result
+
+
+def next_poll(now: datetime, interval: timedelta, failures: int, retry_after: datetime | None = None) -> datetime:
+    """Plain schedule: every ``interval``; after failures, exponential back-off capped at a day."""
+    if failures:
+        delay = min(interval * (2 ** min(failures - 1, 10)), timedelta(days=1))
+    else:
+        delay = interval
+    due = now + delay
+    if retry_after is not None and retry_after > due:
+        due = retry_after
+    return due
+
+
+def due_feeds(feeds: Iterable[FeedSource], store: StateStore, now: datetime) -> list[FeedSource]:
+    due = []
+    for feed in feeds:
+        state = store.feed(feed.url)
+        if state is None or state.is_due(now):
+            due.append(feed)
+    return due
+
+
+def feed_state_after(
+    poll: FeedPoll,
+    *,
+    now: datetime,
+    interval: timedelta,
+    entries_seen: int,
+    page_failures: int,
+    all_done: bool,
+) -> FeedState:
+    """The feed's new state. Validators (ETag, Last-Modified, body hash) advance only when every entry
+    of this response ended (published, duplicate or dead-lettered), so a crash or a broker outage makes
+    the next poll fetch and process the same entries again."""
+    prev = poll.previous or FeedState(url=poll.feed.url)
+    result = poll.result
+    failed = poll.error is not None
+    failures = prev.consecutive_failures + 1 if failed else 0
+    state = replace(
+        prev,
+        title=(poll.parsed.title if poll.parsed and poll.parsed.title else prev.title or poll.feed.title),
+        last_poll_at=now,
+        last_status=result.status,
+        last_error=poll.error,
+        consecutive_failures=failures,
+        entries_seen=prev.entries_seen + entries_seen,
+        page_failures=prev.page_failures + page_failures,
+        next_poll_at=next_poll(now, interval, failures),
+    )
+    if not failed:
+        state = replace(state, last_success_at=now)
+        if all_done and result.ok:
+            state = replace(
+                state,
+                etag=result.headers.get("etag"),
+                last_modified=result.headers.get("last-modified"),
+                body_hash=body_hash(result.body),
+            )
+    return state
