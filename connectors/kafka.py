@@ -1,0 +1,530 @@
+"""Kafka publisher and consumer (kafka-python), the only module that talks to the broker.
+
+The publisher sends a batch, waits for every acknowledgement (``acks=all``, idempotent producer) and
+reports per item, so the pipeline marks an entry done only after the broker has it. Topics are
+created when missing, with the configured partition count, before anything is sent to them.
+
+Security and tuning settings of real clusters (``security_protocol``, ``sasl_*``, ``ssl_*``,
+``compression_type``, ``linger_ms``, ``session_timeout_ms``...) pass through ``client_config``; each
+client gets the keys it understands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import errors as kerrors
+from kafka.admin import NewTopic
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker cannot be reached or does not acknowledge; the message is one line."""
+
+
+class KafkaConfigError(ValueError):
+    """A bad ``client_config``; the message is one line."""
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = "news"
+    # Passed to the kafka-python clients (each gets the keys it knows); see the module docstring.
+    client_config: dict[str, Any] = field(default_factory=dict)
+    partitions: int = 1
+    replication_factor: int = 1
+    request_timeout_ms: int = 15000
+    max_request_size: int = 1048576
+
+    def topic(self, suffix: str) -> str:
+        """``{prefix}.{suffix}``, e.g. ``news.articles``."""
+        return f"{self.topic_prefix}.{suffix}"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    # The caller's handle (an entry, a row id) carried back in the SendResult untouched.
+    ref: object = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    item: Outgoing
+    ok: bool
+    # None when ok; else "too-large", "timeout" (no acknowledgement in time), "broker" (the broker
+    # answered with an error) or "unreachable" (the broker went away while we waited).
+    error: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    timestamp_ms: int
+
+
+# Keys we set from KafkaSettings or that would break the "done only after acknowledgement" promise.
+_RESERVED = frozenset(
+    {
+        "bootstrap_servers",
+        "acks",
+        "enable_idempotence",
+        "key_serializer",
+        "value_serializer",
+        "key_deserializer",
+        "value_deserializer",
+        "group_id",
+        "enable_auto_commit",
+        "auto_offset_reset",
+        "consumer_timeout_ms",
+        "transactional_id",
+    }
+)
+_PRODUCER_KEYS = frozenset(KafkaProducer.DEFAULT_CONFIG)
+_CONSUMER_KEYS = frozenset(KafkaConsumer.DEFAULT_CONFIG)
+_ADMIN_KEYS = frozenset(KafkaAdminClient.DEFAULT_CONFIG)
+
+_TOO_LARGE = (kerrors.MessageSizeTooLargeError, kerrors.RecordListTooLargeError)
+_PROBE_EVERY_S = 1.0
+
+
+def _client_config(settings: KafkaSettings, known: frozenset[str]) -> dict[str, Any]:
+    for key in settings.client_config:
+        if key in _RESERVED:
+            raise KafkaConfigError(f"Kafka client setting {key!r} is managed by newswire and cannot be overridden")
+        if key not in _PRODUCER_KEYS | _CONSUMER_KEYS | _ADMIN_KEYS:
+            raise KafkaConfigError(f"unknown Kafka client setting {key!r} (see kafka-python's client options)")
+    return {k: v for k, v in settings.client_config.items() if k in known}
+
+
+def _base_config(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
+    return {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": client_id,
+        "request_timeout_ms": settings.request_timeout_ms,
+        "bootstrap_timeout_ms": settings.request_timeout_ms,
+        # The default backs off up to 30 s between reconnects; a restarted broker should be found fast.
+        "reconnect_backoff_max_ms": 1000,
+    }
+
+
+def _bootstrap_addresses(servers: str) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    for item in servers.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep or not port.isdigit():
+            host, port = item, "9092"
+        out.append((host.strip("[]"), int(port)))
+    return out
+
+
+def broker_reachable(settings: KafkaSettings, timeout_s: float = 1.0) -> bool:
+    """True when at least one bootstrap server accepts a TCP connection (a cheap liveness probe)."""
+    for host, port in _bootstrap_addresses(settings.bootstrap_servers):
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _unreachable(settings: KafkaSettings, why: str = "") -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"Kafka broker at {settings.bootstrap_servers} is unreachable{': ' + why if why else ''}"
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def _classify(exc: BaseException) -> str:
+    if isinstance(exc, _TOO_LARGE):
+        return "too-large"
+    if isinstance(exc, kerrors.KafkaTimeoutError):
+        return "timeout"
+    return "broker"
+
+
+class Publisher:
+    """An idempotent, acks=all producer plus the admin client that creates topics. A context manager."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self._producer_config = self._make_producer_config(settings)
+        self._admin: KafkaAdminClient | None = None
+        self._ensured: set[str] = set()
+        self._closed = False
+        # Connection refused is known at once; without this check kafka-python would retry for the
+        # whole bootstrap timeout before saying so.
+        if not broker_reachable(settings):
+            raise _unreachable(settings, "no bootstrap server accepts connections")
+        self._producer: KafkaProducer | None = self._new_producer()
+
+    @staticmethod
+    def _make_producer_config(settings: KafkaSettings) -> dict[str, Any]:
+        config = _base_config(settings, "newswire-publisher")
+        config.update(
+            acks="all",
+            enable_idempotence=True,
+            # A few ms of linger lets a batch of articles share requests; the caller waits anyway.
+            linger_ms=5,
+            batch_size=256 * 1024,
+            max_request_size=settings.max_request_size,
+            # send() blocks at most this long for metadata; an expired batch fails its futures.
+            max_block_ms=settings.request_timeout_ms,
+            delivery_timeout_ms=settings.request_timeout_ms + 1000,
+        )
+        config.update(_client_config(settings, _PRODUCER_KEYS))
+        linger = int(config.get("linger_ms", 0))
+        # kafka-python insists on delivery >= linger + request timeout.
+        config["delivery_timeout_ms"] = max(
+            int(config["delivery_timeout_ms"]), linger + int(config["request_timeout_ms"])
+        )
+        return config
+
+    def _new_producer(self) -> KafkaProducer:
+        try:
+            return KafkaProducer(**self._producer_config)
+        except (kerrors.NoBrokersAvailable, kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError) as exc:
+            raise _unreachable(self.settings, _describe(exc)) from None
+
+    def _admin_client(self) -> KafkaAdminClient:
+        if self._admin is None:
+            config = _base_config(self.settings, "newswire-admin")
+            config.update(_client_config(self.settings, _ADMIN_KEYS))
+            try:
+                self._admin = KafkaAdminClient(**config)
+            except (kerrors.NoBrokersAvailable, kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError) as exc:
+                raise _unreachable(self.settings, _describe(exc)) from None
+        return self._admin
+
+    def ensure_topics(self, names: Iterable[str]) -> None:
+        """Create the topics that do not exist yet (partitions/replication from the settings).
+
+        Existing topics are left as they are, whatever their partition count.
+        """
+        wanted = sorted(set(names) - self._ensured)
+        if not wanted:
+            return
+        admin = self._admin_client()
+        try:
+            existing = set(admin.list_topics())
+            missing = [name for name in wanted if name not in existing]
+            if missing:
+                self._create(admin, missing)
+        except kerrors.KafkaError as exc:
+            self._drop_admin()
+            if not broker_reachable(self.settings):
+                raise _unreachable(self.settings, _describe(exc)) from None
+            raise BrokerUnavailable(f"could not create topics {', '.join(wanted)}: {_describe(exc)}") from None
+        self._ensured.update(wanted)
+
+    def _create(self, admin: KafkaAdminClient, names: list[str]) -> None:
+        topics = [
+            NewTopic(name, self.settings.partitions, self.settings.replication_factor) for name in names
+        ]
+        try:
+            admin.create_topics(topics, timeout_ms=self.settings.request_timeout_ms)
+        except kerrors.TopicAlreadyExistsError:
+            # Another publisher won the race (kafka-python raises for the whole request on the first
+            # per-topic error): create the rest one at a time.
+            for topic in topics:
+                try:
+                    admin.create_topics([topic], timeout_ms=self.settings.request_timeout_ms)
+                except kerrors.TopicAlreadyExistsError:
+                    pass
+
+    def _drop_admin(self) -> None:
+        if self._admin is not None:
+            # Closing a broken client must not mask the error that made us drop it.
+            with contextlib.suppress(Exception):
+                self._admin.close()
+            self._admin = None
+
+    def send_batch(self, items: Sequence[Outgoing]) -> list[SendResult]:
+        """Send every item, wait for every acknowledgement, return one result per item, in order.
+
+        A failure that a fresh producer may cure (the broker restarted, a timeout) makes the publisher
+        recreate its producer once and resend the failed items once. Raises BrokerUnavailable when
+        the broker is unreachable and nothing in the batch was acknowledged.
+        """
+        if not items:
+            return []
+        if self._closed:
+            raise RuntimeError("Publisher is closed")
+        if self._producer is None:  # dropped after the broker went away; try again now
+            self._recreate()
+        results = self._attempt(list(items))
+        retry = [i for i, r in enumerate(results) if not r.ok and r.error != "too-large"]
+        if retry:
+            log.info(
+                "kafka: %d of %d sends failed (%s); recreating the producer and retrying once",
+                len(retry), len(items), results[retry[0]].detail,
+            )
+            try:
+                self._recreate()
+                again = self._attempt([items[i] for i in retry])
+            except BrokerUnavailable:
+                if not any(r.ok for r in results):
+                    raise
+                # Some items were acknowledged: the caller must learn which, so report, don't raise.
+                return results
+            for i, result in zip(retry, again, strict=True):
+                results[i] = result
+        failed = [r for r in results if not r.ok and r.error != "too-large"]
+        if failed and not any(r.ok for r in results) and not broker_reachable(self.settings):
+            self._abandon()
+            raise _unreachable(self.settings, failed[0].detail or "")
+        return results
+
+    def _recreate(self) -> None:
+        # An idempotent producer that saw the broker lose its producer id (a restart) fails every
+        # later send; only a new producer (new InitProducerId) recovers. Topics may be gone too (a
+        # memory-only broker), so they are checked again.
+        self._abandon()
+        self._drop_admin()
+        self._ensured.clear()
+        if not broker_reachable(self.settings):
+            raise _unreachable(self.settings, "no bootstrap server accepts connections")
+        self._producer = self._new_producer()
+
+    def _abandon(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=0)
+        except kerrors.KafkaError:
+            # close() flushes first and a zero timeout raises when batches are pending: drop them.
+            producer._sender.force_close()
+            producer._sender.join(1.0)
+            with contextlib.suppress(kerrors.KafkaError):
+                producer.close(timeout=0)
+
+    def _attempt(self, items: list[Outgoing]) -> list[SendResult]:
+        self.ensure_topics(item.topic for item in items)
+        producer = self._producer
+        assert producer is not None
+        futures: list[Any] = []
+        early: dict[int, SendResult] = {}
+        for index, item in enumerate(items):
+            try:
+                future = producer.send(item.topic, value=item.value, key=item.key, headers=list(item.headers))
+            except kerrors.KafkaError as exc:
+                # Too large is known before sending; the rest of the batch goes on regardless.
+                future = None
+                early[index] = SendResult(item, False, _classify(exc), _describe(exc))
+            futures.append(future)
+        return self._collect(items, futures, early)
+
+    def _collect(
+        self, items: list[Outgoing], futures: list[Any], early: dict[int, SendResult]
+    ) -> list[SendResult]:
+        # kafka-python fails a batch itself after delivery_timeout_ms; the extra second is a safety net.
+        deadline = time.monotonic() + self._producer_config["delivery_timeout_ms"] / 1000 + 1.0
+        next_probe = time.monotonic() + _PROBE_EVERY_S
+        gone = False
+        results: list[SendResult] = []
+        for index, (item, future) in enumerate(zip(items, futures, strict=True)):
+            if future is None:
+                results.append(early[index])
+                continue
+            # Short slices, so that a broker that went away is noticed within about a second rather
+            # than after the whole delivery timeout.
+            while not future.is_done and not gone and time.monotonic() < deadline:
+                # The outcome (success or the failure) is read from the future below.
+                with contextlib.suppress(Exception):
+                    future.get(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+                if not future.is_done and time.monotonic() >= next_probe:
+                    next_probe = time.monotonic() + _PROBE_EVERY_S
+                    gone = not broker_reachable(self.settings, timeout_s=0.5)
+            if future.is_done and future.succeeded():
+                results.append(SendResult(item, True))
+            elif future.is_done:
+                exc = future.exception
+                results.append(SendResult(item, False, _classify(exc), _describe(exc)))
+            elif gone:
+                results.append(SendResult(item, False, "unreachable", "the broker stopped accepting connections"))
+            else:
+                results.append(SendResult(item, False, "timeout", "no acknowledgement within the delivery timeout"))
+        return results
+
+    def close(self) -> None:
+        self._closed = True
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=self.settings.request_timeout_ms / 1000)
+            except kerrors.KafkaError:
+                producer._sender.force_close()
+        self._drop_admin()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+_JOIN_TIMEOUT_S = 30.0
+_TOPIC_RECHECK_S = 1.0
+
+
+def consume(
+    settings: KafkaSettings,
+    topics: list[str],
+    *,
+    group: str | None = None,
+    from_beginning: bool = False,
+    timeout_s: float | None = None,
+    max_messages: int | None = None,
+) -> Iterator[Received]:
+    """Yield messages from ``topics`` until ``max_messages`` were yielded or ``timeout_s`` passed
+    without a new one (None: forever).
+
+    Without ``group`` every partition is assigned directly (no join, no commits): ``from_beginning``
+    starts at the earliest offset, else at the end as it is when the partitions are assigned; a
+    topic that does not exist yet is picked up, from its start, once it appears. With ``group`` the
+    consumer joins that group and commits what it consumed; committed offsets win, and
+    ``from_beginning`` only decides where a group without them starts (earliest or latest). The
+    idle clock starts once partitions are assigned, so a slow group join does not eat it; a join
+    that has not finished after 30 s (plus ``timeout_s``) ends the iteration.
+    """
+    config = _base_config(settings, "newswire-consumer")
+    config.update(
+        # Reading must not create topics (a broker that auto-creates would pick its own partition count).
+        allow_auto_create_topics=False,
+        max_partition_fetch_bytes=max(1048576, settings.max_request_size),
+        fetch_max_bytes=max(52428800, settings.max_request_size),
+    )
+    config.update(_client_config(settings, _CONSUMER_KEYS))
+    if group is not None:
+        config.update(
+            group_id=group,
+            enable_auto_commit=True,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+        )
+    else:
+        config.update(group_id=None, enable_auto_commit=False)
+    if not broker_reachable(settings):
+        raise _unreachable(settings, "no bootstrap server accepts connections")
+    try:
+        consumer = KafkaConsumer(**config)
+    except (kerrors.NoBrokersAvailable, kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError) as exc:
+        raise _unreachable(settings, _describe(exc)) from None
+    try:
+        if group is not None:
+            consumer.subscribe(topics)
+            yield from _poll_loop(consumer, None, timeout_s, max_messages)
+        else:
+            manual = _ManualAssignment(consumer, topics)
+            manual.refresh(at_beginning=from_beginning)
+            yield from _poll_loop(consumer, manual, timeout_s, max_messages)
+    finally:
+        consumer.close(autocommit=group is not None)
+
+
+class _ManualAssignment:
+    """Direct partition assignment, growing as missing topics appear."""
+
+    def __init__(self, consumer: KafkaConsumer, topics: list[str]) -> None:
+        self.consumer = consumer
+        self.missing = list(dict.fromkeys(topics))
+        self.assigned: list[TopicPartition] = []
+        self.next_check = 0.0
+
+    def refresh(self, at_beginning: bool) -> None:
+        self.next_check = time.monotonic() + _TOPIC_RECHECK_S
+        new: list[TopicPartition] = []
+        still_missing: list[str] = []
+        for topic in self.missing:
+            partitions = self.consumer.partitions_for_topic(topic)
+            if partitions:
+                new.extend(TopicPartition(topic, p) for p in sorted(partitions))
+            else:
+                still_missing.append(topic)
+        self.missing = still_missing
+        if not new:
+            return
+        self.assigned.extend(new)
+        self.consumer.assign(self.assigned)  # keeps the positions of partitions already assigned
+        if at_beginning:
+            self.consumer.seek_to_beginning(*new)
+        else:
+            self.consumer.seek_to_end(*new)
+
+    def poll_missing(self) -> None:
+        if self.missing and time.monotonic() >= self.next_check:
+            # Everything in a topic created after we started is new: read it from its start.
+            self.refresh(at_beginning=True)
+
+
+def _poll_loop(
+    consumer: KafkaConsumer,
+    manual: _ManualAssignment | None,
+    timeout_s: float | None,
+    max_messages: int | None,
+) -> Iterator[Received]:
+    started = time.monotonic()
+    idle_since: float | None = started if manual is not None else None
+    count = 0
+    if max_messages is not None and max_messages <= 0:
+        return
+    while True:
+        now = time.monotonic()
+        if idle_since is None and consumer.assignment():
+            idle_since = now  # joined the group: start the idle clock now
+        if timeout_s is not None:
+            if idle_since is not None and now - idle_since >= timeout_s:
+                return
+            if idle_since is None and now - started >= timeout_s + _JOIN_TIMEOUT_S:
+                return
+        if manual is not None:
+            manual.poll_missing()
+        wait_s = 0.2 if timeout_s is None else min(0.2, max(0.01, timeout_s))
+        batches = consumer.poll(timeout_ms=int(wait_s * 1000))
+        for records in batches.values():
+            for record in records:
+                yield Received(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=record.key,
+                    value=record.value if record.value is not None else b"",
+                    headers=[(name, value if value is not None else b"") for name, value in record.headers],
+                    timestamp_ms=record.timestamp,
+                )
+                count += 1
+                if max_messages is not None and count >= max_messages:
+                    return
+            idle_since = time.monotonic()
