@@ -1,0 +1,308 @@
+"""Topic tagging: one Aho-Corasick pass over an item's text for every topic of a taxonomy.
+
+How it works (the long version is docs/tagging.md):
+
+1. The title, the lead and the text are joined into one string, NFC-normalised, lower-cased
+   character by character (so offsets stay aligned) and run once through a pyahocorasick automaton
+   holding every term form, cue and exclude phrase of every topic.
+2. Each raw hit is kept only if it sits on word boundaries. Scripts written with spaces need a
+   non-letter/digit on both sides (a ``*`` stem only on the left, the rest of the word is its
+   inflection). CJK characters have no word boundaries, so a form starting/ending with one matches
+   as a plain substring there; ambiguity is handled by preferring the longest overlapping term and by
+   exclude phrases (e.g. 俄亥俄 "Ohio" hides 俄).
+3. Per topic: hits inside an exclude phrase ("made in china", "junta de andalucía") or inside a
+   dateline ("MOSCOW (Reuters) -") are dropped; overlapping hits keep the longest; a term with
+   ``requires`` counts only when one of its cues occurs in the item, one with ``unless`` only when
+   none does; ``context`` terms count only next to a non-context term of the topic.
+4. Score: each term adds ``weight * sat(count)`` (sat = 1 + ln count, so repetition has diminishing
+   returns), hits in the title multiplied by the topic's ``title_weight``, in the lead by
+   ``lead_weight``; text evidence is divided by ``sqrt(words / 120)`` for texts longer than 120 words
+   (a few mentions in a long article is a passing mention, in a headline it is the story); the raw
+   evidence r maps to ``r / (r + 6)`` in [0, 1). A topic is tagged when score >= its threshold.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import ahocorasick
+from newswire.processors.taxonomy import Taxonomy, TaxonomyError, Term, load_taxonomy, normalise_text
+
+from newswire.records import TopicTag
+
+__all__ = ["NORM_WORDS", "SCORE_HALF", "Tagger", "Taxonomy", "TaxonomyError", "TopicTag", "load_taxonomy"]
+
+SCORE_HALF = 6.0  # raw evidence that maps to score 0.5
+NORM_WORDS = 120.0  # texts up to this many words are not length-discounted
+LEAD_CHARS = 400  # without an explicit lead, the first ~400 characters of the text are the lead
+
+_KIND_TERM = 0
+_KIND_CUE = 1
+_KIND_EXCLUDE = 2
+
+_REGION_TITLE = 0
+_REGION_LEAD = 1
+_REGION_BODY = 2
+
+# A dateline opens a wire story with the place it was filed from; the place is not the subject.
+# "MOSCOW (Reuters) -", "KABUL, Afghanistan (AP) —", "Beijing, June 3 (Xinhua) --", "MOSKAU (dpa) -",
+# "Moscow, 12 March:", and the Chinese "新华社北京6月3日电".
+_DATELINE_RE = re.compile(
+    r"""\s*(?:
+        (?:[A-ZÀ-ÖØ-ÞА-ЯЁ][A-ZÀ-ÖØ-ÞА-ЯЁa-zß-öø-ÿа-яё.'\- ]{1,40}?)      # place
+        (?:,\s*[A-ZÀ-ÖØ-ÞА-ЯЁ][\w.' ]{1,30}?)?                             # , region / date
+        \s*(?:\([^)\n]{1,40}\))?                                           # (agency)
+        \s*(?:--|[-–—:])\s
+      |
+        [\u4e00-\u9fff]{0,8}?\d{1,2}月\d{1,2}日(?:电|訊|讯|報道|报道)
+    )""",
+    re.VERBOSE,
+)
+
+
+def _is_cjk(ch: str) -> bool:
+    o = ord(ch)
+    return (
+        0x2E80 <= o <= 0x9FFF  # CJK radicals, kana, unified ideographs
+        or 0xF900 <= o <= 0xFAFF
+        or 0xFF00 <= o <= 0xFFEF
+        or 0x20000 <= o <= 0x2FA1F
+    )
+
+
+def _is_word(ch: str) -> bool:
+    return (ch.isalnum() or ch == "_") and not _is_cjk(ch)
+
+
+def _lower(text: str) -> str:
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    # A few characters lower-case to two ('İ'); keep one-to-one so offsets stay valid.
+    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+
+
+def _sat(count: float) -> float:
+    return count if count <= 1.0 else 1.0 + math.log(count)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    kind: int
+    topic: int
+    index: int  # term index, cue id or exclude index
+    length: int
+    stem: bool
+    check_start: bool
+    check_end: bool
+    case_form: str | None
+
+
+@dataclass
+class _Hit:
+    start: int
+    end: int
+    term: int
+    surface: str
+
+
+class Tagger:
+    """Tags items against a taxonomy. Build once (it compiles the automaton), call ``tag`` many times."""
+
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self._topics = taxonomy.topics
+        cue_ids: dict[str, int] = {}
+        # Per topic, per term: which cue ids it requires / must not see.
+        self._requires: list[list[frozenset[int]]] = []
+        self._unless: list[list[frozenset[int]]] = []
+        for topic in self._topics:
+            req: list[frozenset[int]] = []
+            unl: list[frozenset[int]] = []
+            for term in topic.terms:
+                req.append(frozenset(cue_ids.setdefault(c, len(cue_ids)) for c in term.requires))
+                unl.append(frozenset(cue_ids.setdefault(c, len(cue_ids)) for c in term.unless))
+            self._requires.append(req)
+            self._unless.append(unl)
+        table: dict[str, list[_Entry]] = {}
+
+        def add(form: str, kind: int, topic: int, index: int, case_form: str | None = None) -> None:
+            stem = form.endswith("*")
+            key = form[:-1] if stem else form
+            entry = _Entry(
+                kind=kind,
+                topic=topic,
+                index=index,
+                length=len(key),
+                stem=stem,
+                check_start=not _is_cjk(key[0]),
+                check_end=not _is_cjk(key[-1]),
+                case_form=case_form,
+            )
+            table.setdefault(key, []).append(entry)
+
+        for ti, topic in enumerate(self._topics):
+            for xi, term in enumerate(topic.terms):
+                for form in term.forms:
+                    if term.case_sensitive:
+                        add(_lower(form), _KIND_TERM, ti, xi, case_form=form)
+                    else:
+                        add(form, _KIND_TERM, ti, xi)
+            for ei, phrase in enumerate(topic.exclude):
+                add(phrase, _KIND_EXCLUDE, ti, ei)
+        for cue, cid in cue_ids.items():
+            add(cue, _KIND_CUE, -1, cid)
+        automaton = ahocorasick.Automaton()
+        for key, entries in table.items():
+            automaton.add_word(key, tuple(entries))
+        automaton.make_automaton()
+        self._automaton = automaton
+        self._n_cues = len(cue_ids)
+
+    # ------------------------------------------------------------------ public
+
+    def tag(self, title: str | None, text: str, *, lead: str | None = None) -> list[TopicTag]:
+        """Topics whose score reaches their threshold, best first."""
+        scored = self.score(title, text, lead=lead)
+        tags = [t for t, topic in zip(scored, self._topics) if t.score >= topic.threshold and t.score > 0]
+        tags.sort(key=lambda t: (-t.score, t.slug))
+        return tags
+
+    def score(self, title: str | None, text: str, *, lead: str | None = None) -> list[TopicTag]:
+        """Every topic's score and matches, in taxonomy order, tagged or not (for evaluation/tuning)."""
+        title = normalise_text(title or "")
+        text = normalise_text(text or "")
+        lead_n = normalise_text(lead) if lead else ""
+        # Layout of the one string scanned: title, [separate lead], text. Regions are offsets into it.
+        parts = [title, "\n\n"]
+        title_end = len(title)
+        if lead_n and not text.startswith(lead_n[: min(len(lead_n), 200)]):
+            lead_start = title_end + 2
+            parts.extend([lead_n, "\n\n"])
+            lead_end = lead_start + len(lead_n)
+            text_start = lead_end + 2
+        else:
+            text_start = title_end + 2
+            lead_start = text_start
+            lead_len = len(lead_n) if lead_n else _default_lead_len(text)
+            lead_end = text_start + lead_len
+        parts.append(text)
+        full = "".join(parts)
+        low = _lower(full)
+        n = len(full)
+
+        dead: list[tuple[int, int]] = []  # datelines: no topic evidence inside
+        for start in (text_start, lead_start) if lead_start != text_start else (text_start,):
+            m = _DATELINE_RE.match(full, start, min(n, start + 80))
+            if m:
+                dead.append((m.start(), m.end()))
+
+        n_topics = len(self._topics)
+        hits: list[list[_Hit]] = [[] for _ in range(n_topics)]
+        excl: list[list[tuple[int, int]]] = [[] for _ in range(n_topics)]
+        cues = bytearray(self._n_cues)
+
+        for end_idx, entries in self._automaton.iter(low):
+            for e in entries:
+                start = end_idx - e.length + 1
+                if e.check_start and start > 0 and _is_word(full[start - 1]):
+                    continue
+                stop = end_idx + 1
+                if e.stem:
+                    while stop < n and _is_word(full[stop]):
+                        stop += 1
+                elif e.check_end and stop < n and _is_word(full[stop]):
+                    continue
+                if e.case_form is not None and full[start:stop] != e.case_form:
+                    continue
+                if e.kind == _KIND_TERM:
+                    hits[e.topic].append(_Hit(start, stop, e.index, low[start:stop]))
+                elif e.kind == _KIND_CUE:
+                    cues[e.index] = 1
+                else:
+                    excl[e.topic].append((start, stop))
+
+        words = _word_count(text) + (_word_count(lead_n) if lead_start != text_start else 0)
+        norm = math.sqrt(words / NORM_WORDS) if words > NORM_WORDS else 1.0
+        out: list[TopicTag] = []
+        for ti, topic in enumerate(self._topics):
+            out.append(
+                self._score_topic(ti, hits[ti], excl[ti] + dead, cues, norm, title_end, lead_start, lead_end)
+            )
+        return out
+
+    # ------------------------------------------------------------------ scoring
+
+    def _score_topic(
+        self,
+        ti: int,
+        hits: list[_Hit],
+        spans: list[tuple[int, int]],
+        cues: bytearray,
+        norm: float,
+        title_end: int,
+        lead_start: int,
+        lead_end: int,
+    ) -> TopicTag:
+        topic = self._topics[ti]
+        if not hits:
+            return TopicTag(slug=topic.slug, score=0.0, matches={})
+        if spans:
+            hits = [h for h in hits if not any(s <= h.start and h.end <= e for s, e in spans)]
+        # Overlapping hits of one topic: the longest wins ("russian president" over "russian").
+        hits.sort(key=lambda h: (h.start, h.start - h.end))
+        kept: list[_Hit] = []
+        last_end = -1
+        requires = self._requires[ti]
+        unless = self._unless[ti]
+        for h in hits:
+            if h.start < last_end:
+                continue
+            req = requires[h.term]
+            if req and not any(cues[c] for c in req):
+                continue
+            unl = unless[h.term]
+            if unl and any(cues[c] for c in unl):
+                continue
+            kept.append(h)
+            last_end = h.end
+        terms = topic.terms
+        if kept and all(terms[h.term].context for h in kept):
+            kept = []
+        if not kept:
+            return TopicTag(slug=topic.slug, score=0.0, matches={})
+        per_term: dict[int, list[float]] = {}
+        matches: dict[str, int] = {}
+        for h in kept:
+            counts = per_term.setdefault(h.term, [0.0, 0.0])
+            if h.start < title_end:
+                counts[0] += 1.0
+            elif lead_start <= h.start < lead_end:
+                counts[1] += topic.lead_weight
+            else:
+                counts[1] += 1.0
+            matches[h.surface] = matches.get(h.surface, 0) + 1
+        raw = 0.0
+        for idx, (in_title, in_text) in per_term.items():
+            term: Term = terms[idx]
+            raw += term.weight * (topic.title_weight * _sat(in_title) + _sat(in_text) / norm)
+        score = raw / (raw + SCORE_HALF)
+        return TopicTag(slug=topic.slug, score=round(score, 4), matches=matches)
+
+
+def _default_lead_len(text: str) -> int:
+    if len(text) <= LEAD_CHARS:
+        return len(text)
+    cut = text.find(" ", LEAD_CHARS)
+    return len(text) if cut < 0 else cut
+
+
+_CJK_RUN_RE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
+
+
+def _word_count(text: str) -> int:
+    # CJK text has no spaces: count about one word per two characters.
+    cjk = len(_CJK_RUN_RE.findall(text)) if not text.isascii() else 0
+    return len(text.split()) + cjk // 2

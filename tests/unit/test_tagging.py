@@ -1,0 +1,436 @@
+"""The tagger on synthetic examples: every edge case of the tagging issue, multilingual positives,
+and taxonomy validation errors that name the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from newswire.processors.tagging import Tagger, TaxonomyError, load_taxonomy
+from newswire.processors.taxonomy import load_taxonomy_text
+
+from newswire.records import TopicTag
+
+
+@pytest.fixture(scope="module")
+def tagger() -> Tagger:
+    return Tagger(load_taxonomy())
+
+
+def slugs(tags: list[TopicTag]) -> set[str]:
+    return {t.slug for t in tags}
+
+
+# --------------------------------------------------------------------------- shipped taxonomy
+
+
+def test_shipped_taxonomy_has_the_four_topics_and_a_content_version() -> None:
+    tax = load_taxonomy()
+    assert set(tax.slugs) == {"afghanistan", "russia", "china", "civil-military"}
+    assert tax.version.startswith("builtin-") and len(tax.version) == len("builtin-") + 12
+    assert load_taxonomy().version == tax.version
+
+
+def test_tags_are_sorted_scored_and_explain_themselves(tagger: Tagger) -> None:
+    tags = tagger.tag(
+        "Putin and Xi sign pact in Moscow",
+        "Russian President Vladimir Putin and Chinese leader Xi Jinping signed an energy pact in Moscow. "
+        "The Kremlin said Russia and China would deepen ties; Beijing called it historic.",
+    )
+    assert slugs(tags) == {"russia", "china"}
+    assert [t.score for t in tags] == sorted((t.score for t in tags), reverse=True)
+    for t in tags:
+        assert 0.0 < t.score <= 1.0
+        assert t.matches and all(c >= 1 for c in t.matches.values())
+    russia = next(t for t in tags if t.slug == "russia")
+    assert russia.matches["putin"] == 2 and russia.matches["kremlin"] == 1
+
+
+# --------------------------------------------------------------------------- the issue's traps
+
+LONG_FILLER = (
+    "The company reported quarterly revenue above expectations, citing strong demand in its home market. "
+    "Analysts said margins improved as shipping costs eased and the product line was refreshed. "
+) * 6
+
+
+def test_made_in_china_is_not_china(tagger: Tagger) -> None:
+    text = "The new headphones, made in China, cost 99 dollars. " + LONG_FILLER
+    assert "china" not in slugs(tagger.tag("Review: budget headphones that sound great", text))
+
+
+def test_a_country_in_a_list_is_not_a_subject(tagger: Tagger) -> None:
+    text = (
+        LONG_FILLER
+        + "The firm sells in the United States, Germany, Russia, China, India and Brazil. "
+        + LONG_FILLER
+    )
+    assert slugs(tagger.tag("Sneaker maker beats forecasts", text)) == set()
+
+
+def test_a_dateline_is_not_a_subject(tagger: Tagger) -> None:
+    # The dateline gives no evidence at all (not merely too little).
+    text = "MOSCOW (Reuters) - Oil prices rose on Monday as OPEC signalled output cuts. " + LONG_FILLER
+    scores = {t.slug: t for t in tagger.score("Oil climbs on OPEC signals", text)}
+    assert scores["russia"].matches == {} and scores["russia"].score == 0.0
+    text = "KABUL, Afghanistan (AP) — A cricket team won its match. " + LONG_FILLER
+    assert {t.slug: t for t in tagger.score(None, text)}["afghanistan"].matches == {}
+    # Without the dateline shape, the same place name does count.
+    text = "Officials in Moscow said oil prices rose. " + LONG_FILLER
+    assert {t.slug: t for t in tagger.score(None, text)}["russia"].matches == {"moscow": 1}
+    text_cn = "新华社北京6月3日电 国际油价周一上涨。" + "分析人士认为需求回升。" * 10
+    assert "北京" not in {t.slug: t for t in tagger.score("国际油价上涨", text_cn)}["china"].matches
+
+
+def test_a_russian_tennis_players_match_report_is_not_russia(tagger: Tagger) -> None:
+    text = (
+        "Russian Daniil Medvedev beat Dominic Thiem in straight sets to reach the US Open final. "
+        "The Russian fourth seed served 14 aces and broke twice in the third set, and the Russian "
+        "will face Novak Djokovic in the final on Sunday. " + "He said the tiebreak was the key. " * 5
+    )
+    assert "russia" not in slugs(tagger.tag("Medvedev sweeps Thiem aside to reach final", text))
+
+
+def test_borussia_dortmund_is_not_russia(tagger: Tagger) -> None:
+    text = "Borussia Dortmund beat Bayern 3-1; Borussia's striker scored twice at the Westfalenstadion."
+    assert slugs(tagger.tag("Borussia Dortmund win Klassiker", text)) == set()
+
+
+def test_general_electric_is_not_civil_military(tagger: Tagger) -> None:
+    text = "General Electric shares rose after the general manager of its aviation unit announced orders."
+    assert slugs(tagger.tag("General Electric lifts outlook", text)) == set()
+
+
+def test_coup_franc_is_not_a_coup(tagger: Tagger) -> None:
+    text = "Sur un coup franc de Messi à la 89e minute, le PSG l'emporte. Un coup franc magnifique."
+    assert slugs(tagger.tag("Le PSG gagne sur un coup franc", text)) == set()
+
+
+def test_junta_de_andalucia_is_not_a_junta(tagger: Tagger) -> None:
+    text = "La Junta de Andalucía aprobó el presupuesto. El presidente de la Junta de Andalucía lo defendió."
+    assert slugs(tagger.tag("La Junta de Andalucía aprueba las cuentas", text)) == set()
+
+
+def test_peking_sucht_den_superstar_is_not_china(tagger: Tagger) -> None:
+    text = "Die Castingshow „Peking sucht den Superstar“ geht in die zweite Staffel. Die Jury ist neu."
+    assert slugs(tagger.tag("Peking sucht den Superstar: neue Staffel", text)) == set()
+
+
+def test_georgia_the_us_state_is_not_russia(tagger: Tagger) -> None:
+    text = "Georgia's Senate runoffs in Atlanta drew record turnout; Governor Kemp certified the results."
+    assert slugs(tagger.tag("Georgia runoff turnout breaks records", text)) == set()
+
+
+def test_georgia_state_context_suppresses_a_georgia_country_term() -> None:
+    # The mechanism a user's "georgia" (the country) topic would use: document-level "unless" cues.
+    tax = load_taxonomy_text(
+        "slug: georgia\nterms:\n  - match: [georgia, tbilisi]\n    weight: 6\n"
+        "    unless: [atlanta, peach state, kemp, savannah, u.s. state]\n"
+    )
+    tagger = Tagger(tax)
+    assert (
+        slugs(tagger.tag("Georgia runoff", "Voters in Atlanta lined up; Kemp certified the count.")) == set()
+    )
+    assert slugs(tagger.tag("Georgia protests", "Protesters in Tbilisi rallied against the government.")) == {
+        "georgia"
+    }
+
+
+def test_moscow_idaho_is_not_russia(tagger: Tagger) -> None:
+    text = "MOSCOW, Idaho - Police in Moscow, Idaho, said the University of Idaho campus reopened."
+    assert slugs(tagger.tag("Moscow police update investigation", text)) == set()
+
+
+# --------------------------------------------------------------------------- positives per language
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "slug"),
+    [
+        (
+            "Taliban seize Kabul as Afghan government collapses",
+            "The Taliban entered Kabul on Sunday and President Ashraf Ghani fled Afghanistan.",
+            "afghanistan",
+        ),
+        (
+            "Taliban erobern Kabul",
+            "Die Taliban haben die afghanische Hauptstadt eingenommen. Afghanistans Präsident floh.",
+            "afghanistan",
+        ),
+        (
+            "Les talibans entrent dans Kaboul",
+            "Les talibans ont pris le contrôle de Kaboul ; le président afghan a quitté l'Afghanistan.",
+            "afghanistan",
+        ),
+        (
+            "Los talibanes toman Kabul",
+            "Los talibanes entraron en Kabul y el presidente afgano huyó de Afganistán.",
+            "afghanistan",
+        ),
+        (
+            "Талибы вошли в Кабул",
+            "Движение «Талибан» взяло под контроль Кабул, президент Афганистана покинул страну.",
+            "afghanistan",
+        ),
+        ("塔利班进入喀布尔", "塔利班武装进入阿富汗首都喀布尔，阿富汗总统加尼已离开。", "afghanistan"),
+        (
+            "Kremlin rejects sanctions",
+            "Russia's Kremlin said Moscow would retaliate against new sanctions, Putin's spokesman said.",
+            "russia",
+        ),
+        (
+            "Kreml weist Vorwürfe zurück",
+            "Russland bestreitet die Vergiftung Nawalnys. Der Kreml in Moskau sprach von Provokation.",
+            "russia",
+        ),
+        (
+            "Le Kremlin dément",
+            "La Russie dément tout lien avec l'empoisonnement de Navalny, a indiqué le Kremlin à Moscou.",
+            "russia",
+        ),
+        (
+            "Rusia expulsa a diplomáticos",
+            "El Kremlin anunció que Rusia expulsará a diez diplomáticos; Moscú acusa a Washington.",
+            "russia",
+        ),
+        (
+            "Путин подписал указ",
+            "Президент России Владимир Путин подписал указ; в Кремле заявили, что Москва ответит.",
+            "russia",
+        ),
+        ("普京签署法令", "俄罗斯总统普京签署法令，克里姆林宫表示莫斯科将作出回应。", "russia"),
+        (
+            "China warns Taiwan",
+            "Beijing warned Taipei after Chinese jets crossed the median line; Xi Jinping's government said.",
+            "china",
+        ),
+        (
+            "China droht Taiwan",
+            "Peking warnte Taipeh; chinesische Kampfjets flogen in die Zone. Chinas Regierung sprach von Warnung.",
+            "china",
+        ),
+        (
+            "La Chine met en garde Taïwan",
+            "Pékin a averti Taipei après des incursions d'avions chinois ; la Chine parle de provocation.",
+            "china",
+        ),
+        (
+            "China advierte a Taiwán",
+            "Pekín advirtió a Taipéi; el Gobierno chino dijo que China defenderá su soberanía.",
+            "china",
+        ),
+        (
+            "Китай предупредил Тайвань",
+            "Пекин предупредил Тайвань; власти Китая заявили, что китайские самолеты продолжат полеты.",
+            "china",
+        ),
+        ("中国警告台湾", "中国外交部表示，北京坚决反对，中方将采取一切必要措施。", "china"),
+        (
+            "Military seizes power in Guinea coup",
+            (
+                "Special forces officers staged a coup, detained the president and dissolved the government; "
+                "the junta promised a transition."
+            ),
+            "civil-military",
+        ),
+        (
+            "Militärputsch in Guinea",
+            "Soldaten haben den Präsidenten festgenommen; die Militärjunta kündigte eine Übergangsregierung an.",
+            "civil-military",
+        ),
+        (
+            "Coup d'État en Guinée",
+            "Des militaires ont arrêté le président ; la junte promet une transition.",
+            "civil-military",
+        ),
+        (
+            "Golpe de Estado en Guinea",
+            "Los militares detuvieron al presidente y la junta militar disolvió el Gobierno.",
+            "civil-military",
+        ),
+        (
+            "Военный переворот в Гвинее",
+            "Военные задержали президента; хунта объявила о переходном периоде.",
+            "civil-military",
+        ),
+        ("几内亚发生军事政变", "几内亚军人扣押总统，宣布解散政府，军政府承诺过渡。", "civil-military"),
+        (
+            "Milley defends calls to Chinese general",
+            (
+                "Gen. Mark Milley, chairman of the Joint Chiefs of Staff, told senators his calls were meant to "
+                "reassure Beijing and were known to civilian leaders, as lawmakers questioned civilian control."
+            ),
+            "civil-military",
+        ),
+    ],
+)
+def test_positive_examples_in_six_languages(tagger: Tagger, title: str, text: str, slug: str) -> None:
+    assert slug in slugs(tagger.tag(title, text))
+
+
+def test_battlefield_report_alone_is_not_civil_military(tagger: Tagger) -> None:
+    text = (
+        "Army troops advanced on the town after heavy shelling; the military said soldiers captured two "
+        "villages and destroyed artillery positions. Armed forces spokesmen reported casualties."
+    )
+    assert "civil-military" not in slugs(tagger.tag("Troops advance after shelling", text))
+
+
+def test_long_article_with_a_passing_mention_is_not_tagged(tagger: Tagger) -> None:
+    text = LONG_FILLER * 3 + "A rival in China also reported results. " + LONG_FILLER * 3
+    assert slugs(tagger.tag("Earnings season rolls on", text)) == set()
+
+
+def test_title_weighting_and_length_normalisation(tagger: Tagger) -> None:
+    body = "Officials met on Tuesday. " * 10
+    in_title = tagger.score("Russia expels diplomats", body)
+    in_body = tagger.score("Officials meet", body + "Russia expels diplomats. ")
+    r_title = next(t for t in in_title if t.slug == "russia").score
+    r_body = next(t for t in in_body if t.slug == "russia").score
+    assert r_title > r_body
+    short = next(t for t in tagger.score(None, "Russia and the Kremlin. " + body) if t.slug == "russia")
+    long_ = next(t for t in tagger.score(None, "Russia and the Kremlin. " + body * 40) if t.slug == "russia")
+    assert short.score > long_.score
+
+
+def test_explicit_lead_counts_more_than_body(tagger: Tagger) -> None:
+    body = "Officials met on Tuesday to discuss the budget. " * 20
+    with_lead = tagger.score(None, body + "Russia's Kremlin said.", lead="Russia's Kremlin said.")
+    without = tagger.score(None, body + "Russia's Kremlin said.")
+    assert (
+        next(t for t in with_lead if t.slug == "russia").score
+        > next(t for t in without if t.slug == "russia").score
+    )
+
+
+def test_inflected_forms_match_by_stem(tagger: Tagger) -> None:
+    tags = tagger.tag(None, "Делегация Российской Федерации прибыла в Москву; в Кремле и в России довольны.")
+    russia = next(t for t in tags if t.slug == "russia")
+    assert {"российской", "москву", "кремле", "россии"} <= set(russia.matches)
+
+
+def test_cjk_matches_as_substring_and_longest_term_wins() -> None:
+    tax = load_taxonomy_text("slug: usa\nterms:\n  - match: [美国]\n    weight: 6\nexclude: [美国人寿]\n")
+    tagger = Tagger(tax)
+    # No spaces around 美国: still matched; the exclude phrase (a company name) hides it.
+    assert slugs(tagger.tag(None, "他说美国政府将回应。")) == {"usa"}
+    assert slugs(tagger.tag(None, "美国人寿公司发布财报。")) == set()
+    # Latin forms still need word boundaries, even next to CJK characters.
+    tax2 = load_taxonomy_text("slug: x\nterms:\n  - match: [nato]\n    weight: 6\n")
+    t2 = Tagger(tax2)
+    assert slugs(t2.tag(None, "他说NATO会回应")) == {"x"}
+    assert slugs(t2.tag(None, "the senator spoke")) == set()
+
+
+def test_requires_and_context_terms() -> None:
+    tax = load_taxonomy_text(
+        """
+slug: cm
+terms:
+  - match: coup
+    weight: 6
+    requires: [army, military]
+  - match: [troops]
+    weight: 6
+    context: true
+  - match: [junta]
+    weight: 6
+"""
+    )
+    tagger = Tagger(tax)
+    assert slugs(tagger.tag(None, "A marketing coup for the brand.")) == set()
+    assert slugs(tagger.tag(None, "The army staged a coup.")) == {"cm"}
+    assert slugs(tagger.tag(None, "Troops advanced.")) == set()
+    tags = tagger.tag(None, "The junta sent troops.")
+    assert slugs(tags) == {"cm"} and tags[0].matches == {"junta": 1, "troops": 1}
+
+
+def test_case_sensitive_terms() -> None:
+    tax = load_taxonomy_text("slug: c\nterms:\n  - match: [PLA]\n    weight: 6\n    case_sensitive: true\n")
+    tagger = Tagger(tax)
+    assert slugs(tagger.tag(None, "The PLA held drills.")) == {"c"}
+    assert slugs(tagger.tag(None, "Pla de Mallorca is a region.")) == set()
+
+
+def test_empty_input_gives_no_tags(tagger: Tagger) -> None:
+    assert tagger.tag(None, "") == []
+    assert tagger.tag("", "   ") == []
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_directory_of_files_loads_with_its_name_in_the_version(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "slug: alpha\nterms: [alpha]\n")
+    write(
+        tmp_path, "b.yml", "topics:\n  - slug: beta\n    terms: [beta]\n  - slug: gamma\n    terms: [gamma]\n"
+    )
+    tax = load_taxonomy(tmp_path)
+    assert tax.slugs == ["alpha", "beta", "gamma"]
+    assert tax.version.startswith(f"{tmp_path.name}-")
+
+
+def test_version_ignores_comments_but_not_content(tmp_path: Path) -> None:
+    a = load_taxonomy(write(tmp_path, "t.yaml", "slug: a\nterms: [x]\n"))
+    b = load_taxonomy(write(tmp_path, "t.yaml", "# comment\nslug: a\nterms:\n  - x\n"))
+    c = load_taxonomy(write(tmp_path, "t.yaml", "slug: a\nterms: [y]\n"))
+    assert a.version == b.version != c.version
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("slug: a\nterms:\n  - match: [x]\n    wieght: 2\n", 4, "unknown term key 'wieght'"),
+        ("slug: a\nterms:\n  - match: [x]\n    weight: heavy\n", 4, "weight must be a number"),
+        ("slug: a\nterms:\n  - match: [x]\n    weight: -1\n", 4, "weight must be in"),
+        ("slug: a\nthreshold: 1.5\nterms: [x]\n", 2, "threshold must be in"),
+        ("slug: Bad Slug\nterms: [x]\n", 1, "slug 'Bad Slug'"),
+        ("slug: a\nterms:\n  - weight: 2\n", 3, "term has no 'match'"),
+        ("slug: a\nterms:\n  - match: [x]\n  - match: ['ab*c']\n", 4, "'*' is only allowed at the end"),
+        ("slug: a\nterms: []\n", 2, "non-empty list"),
+        ("slug: a\n", 1, "has no 'terms'"),
+        ("slug: a\nterms:\n  - match: [x\n", 4, "YAML syntax error"),
+        ("slug: a\nterms:\n  - match: [x]\n    context: true\n", 3, "only context terms"),
+        ("slug: a\nterms:\n  - match: [yes, no]\n", 3, "must be a string"),
+        ("slug: a\ncolour: red\nterms: [x]\n", 2, "unknown topic key 'colour'"),
+        ("slug: a\nterms: [x]\nslug: b\n", 3, "duplicate key 'slug'"),
+        ("- a\n- b\n", 1, "expected a mapping"),
+        ("", 1, "empty file"),
+    ],
+)
+def test_validation_errors_name_file_and_line(tmp_path: Path, text: str, line: int, words: str) -> None:
+    path = write(tmp_path, "topic.yaml", text)
+    with pytest.raises(TaxonomyError) as info:
+        load_taxonomy(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}:"), message
+    assert words in message
+    assert "\n" not in message
+
+
+def test_duplicate_slug_across_files_names_both(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "slug: same\nterms: [x]\n")
+    write(tmp_path, "b.yaml", "\nslug: same\nterms: [y]\n")
+    with pytest.raises(
+        TaxonomyError, match=r"b\.yaml:2: topic slug 'same' is already defined at .*a\.yaml:1"
+    ):
+        load_taxonomy(tmp_path)
+
+
+def test_missing_path_and_empty_dir_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(TaxonomyError, match="no such file"):
+        load_taxonomy(tmp_path / "nope.yaml")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(TaxonomyError, match="no .yaml files"):
+        load_taxonomy(empty)
+
+
+def test_taxonomy_error_is_a_value_error() -> None:
+    assert issubclass(TaxonomyError, ValueError)
