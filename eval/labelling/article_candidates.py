@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import os
-import random
 import re
 import sys
 from collections.abc import Iterable
@@ -45,7 +45,8 @@ CUES: dict[str, tuple[str, ...]] = {
     "afghanistan": (
         "afghan", "afgan", "afeganist", "афган", "阿富汗", "kabul", "kaboul", "кабул", "喀布尔",
         "taliban", "talibán", "талиб", "塔利班", "karzai", "ghani", "kandahar", "helmand", "mudschahed",
-        "mujahide", "moudjahid", "bagram", "mazar-i-sharif", "herat", "jalalabad",
+        "mujahide", "moudjahid", "bagram", "mazar-i-sharif", "herat", "jalalabad", "아프가니스탄",
+        "アフガニスタン",
     ),
     "russia": (
         "russia", "russian", "russland", "russisch", "russe", "russie", "rusia",
@@ -58,6 +59,7 @@ CUES: dict[str, tuple[str, ...]] = {
         "ukrain", "украин", "乌克兰", "烏克蘭", "crimea", "krim", "crimée", "крым",
         "yeltsin", "jelzin", "ельцин", "gorbachev", "gorbatschow", "горбач", "st. petersburg",
         "sankt petersburg", "петербург", "wagner", "prigozhin", "prigoschin", "пригожин",
+        "rosj", "rusya", "러시아", "ロシア",
     ),
     "china": (
         "china", "chines", "chine", "chinois", "chino", "chiń", "китай", "китае", "中国",
@@ -69,7 +71,8 @@ CUES: dict[str, tuple[str, ...]] = {
         "alibaba", "阿里巴巴", "tencent", "腾讯", "wuhan", "武汉", "mao zedong", "毛泽东", "deng xiaoping",
         "邓小平", "macau", "澳门", "guangzhou", "广州", "communist party", "kommunistische partei",
         "parti communiste", "partido comunista", "коммунистическ", "共产党", "共產黨", "renminbi",
-        "yuan", "人民币", "解放军", "people's liberation army",
+        "yuan", "人民币", "解放军", "people's liberation army", "cina", "cines", "pechino", "chiny",
+        "chinach", "chińsk", "çin", "중국", "베이징", "홍콩", "대만",
     ),
     "civil-military": (
         "coup", "putsch", "golpe", "golpista", "junta", "хунт", "переворот", "政变", "政變", "军政府",
@@ -84,7 +87,7 @@ CUES: dict[str, tuple[str, ...]] = {
         "tribunal militar", "военный суд", "军事法庭", "national guard", "nationalgarde",
         "garde nationale", "guardia nacional", "defence minister", "defense minister",
         "verteidigungsminister", "ministre de la défense", "ministro de defensa", "министр обороны",
-        "国防部", "國防部", "офицер",
+        "国防部", "國防部", "офицер", "쿠데타", "군부", "クーデター", "自衛隊",
     ),
 }
 # fmt: on
@@ -190,8 +193,9 @@ def select(pages: Iterable[Page], sample: int = RANDOM_SAMPLE, seed: int = RANDO
             cued.append(Candidate(page.id, page.lang, page.title, "cue", cues))
         else:
             plain.append(page)
-    plain.sort(key=lambda p: p.id)
-    drawn = random.Random(seed).sample(plain, min(sample, len(plain)))
+    # Rank by a seeded hash rather than drawing with random.sample: a change to the cue list then
+    # only adds or drops the pages it moves, instead of reshuffling the whole sample.
+    drawn = sorted(plain, key=lambda p: hashlib.sha256(f"{seed}:{p.id}".encode()).hexdigest())[:sample]
     chosen = cued + [Candidate(p.id, p.lang, p.title, "random") for p in drawn]
     return sorted(chosen, key=lambda c: c.id)
 
