@@ -73,7 +73,7 @@ class RequestRecord:
     path: str  # the request target as sent, query string included
     headers: dict[str, str]
     status: int
-    at: float  # time.time() when the response was sent
+    at: float  # time.time() when the response was ready to send
     client: str  # peer address, e.g. "127.0.0.1"
 
 
@@ -94,9 +94,12 @@ class Route:
     last_modified: float = field(default_factory=time.time)
 
 
-def sniff_html_charset(data: bytes) -> str | None:
-    """The charset an HTML page declares in a <meta> near its start, lower-cased, or None."""
-    m = _META_CHARSET_RE.search(data[:4096])
+def sniff_html_charset(data: bytes, limit: int = 65536) -> str | None:
+    """The charset an HTML page declares in a <meta> (``charset=`` or ``http-equiv``), lower-cased, or None.
+
+    Looks further than a browser's 1 KB prescan: real pages put long scripts before their meta tags.
+    """
+    m = _META_CHARSET_RE.search(data[:limit])
     return m.group(1).decode("ascii").lower() if m else None
 
 
@@ -297,10 +300,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if status != 304:
             self.send_header("Content-Length", str(len(body)))
+        # Logged before the first byte goes out, so a client that has its response sees it in the log.
+        self._record(status)
         self.end_headers()
         if send_body and status != 304:
             self.wfile.write(body)
-        self._record(status)
 
     def _record(self, status: int) -> None:
         headers: dict[str, str] = {}

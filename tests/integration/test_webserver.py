@@ -336,3 +336,51 @@ def test_sample_pages_carry_metadata_and_a_250_to_600_word_body() -> None:
         assert doc["title"] == want["title"]
         words = len(doc["text"].split())
         assert 250 <= words <= 700, (path, words)  # body 250-600 plus the headline and standfirst
+
+
+# ---- the corpus web (tests/support/corpus_web.py) --------------------------------------------------
+
+
+@pytest.mark.corpus
+def test_corpus_web_serves_real_pages_and_three_feeds() -> None:
+    from tests.support.corpus_web import require_corpus, start_corpus_web
+
+    corpus = require_corpus()
+    with start_corpus_web(10, corpus=corpus, langs=("en", "de", "zh", "fr", "ru")) as web:
+        assert {p.lang for p in web.pages} == {"en", "de", "zh", "fr", "ru"}
+        assert len(set(web.ids)) == 10
+        assert web.shared_ids and web.tracked_ids & web.shared_ids
+
+        seen: dict[str, int] = {}
+        for feed_url, links in web.links_by_feed.items():
+            status, headers, body = fetch(web.server, feed_url.removeprefix(web.base_url))
+            assert status == 200 and "etag" in headers
+            parsed = feedparser.parse(body)
+            assert not parsed.bozo, (feed_url, parsed.get("bozo_exception"))
+            assert [e.link for e in parsed.entries] == links
+            for link in links:
+                bare = link.split("?")[0]
+                seen[bare] = seen.get(bare, 0) + 1
+        assert set(seen) == set(web.page_urls)
+        assert sum(seen.values()) == web.entry_count > len(web.pages)
+
+        for url, page in web.page_urls.items():
+            raw = gzip.decompress((corpus / "articles" / "html" / f"{page.id}.html.gz").read_bytes())
+            status, headers, body = fetch(web.server, url.removeprefix(web.base_url))
+            assert status == 200
+            assert body == raw  # byte for byte, original charset kept
+            assert headers["content-type"] == page.content_type
+            truth = (corpus / "articles" / "truth" / f"{page.id}.txt").read_text(encoding="utf-8")
+            assert web.truth_by_url[url] == truth
+    zh = [p for p in web.pages if p.lang == "zh"]
+    assert all(p.charset for p in zh)
+
+
+def test_corpus_dir_honours_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.corpus_web import corpus_dir
+
+    monkeypatch.setenv("NEWSWIRE_CORPUS", str(tmp_path))
+    assert corpus_dir() is None  # no articles/manifest.jsonl there
+    (tmp_path / "articles").mkdir()
+    (tmp_path / "articles" / "manifest.jsonl").write_text("")
+    assert corpus_dir() == tmp_path
