@@ -359,7 +359,15 @@ def main() -> None:
     from newswire.connectors.state import StateError
     from newswire.processors.tagging import TaxonomyError
 
-    user_errors: tuple[type[BaseException], ...] = (UserError, ConfigError, FeedListError, TaxonomyError)
+    from newswire.connectors.kafka import KafkaConfigError
+
+    user_errors: tuple[type[BaseException], ...] = (
+        UserError,
+        ConfigError,
+        FeedListError,
+        TaxonomyError,
+        KafkaConfigError,
+    )
     try:
         from newswire.connectors.kafka import BrokerUnavailable
 
