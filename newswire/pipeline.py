@@ -51,6 +51,7 @@ class RunSummary:
     page_failures: int = 0
     publish_failures: int = 0
     records_read: int = 0  # replay only
+    malformed_records: int = 0  # replay only: damaged WARC records/regions skipped
     topics: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
 
@@ -73,6 +74,8 @@ class RunSummary:
             f"{self.page_failures} page failures",
             f"{self.dead_letters} dead letters",
         ]
+        if replay:
+            parts.append(f"{self.malformed_records} malformed records skipped")
         if self.publish_failures:
             parts.append(f"{self.publish_failures} NOT published (broker), retried next run")
         return ", ".join(parts) + f", {self.elapsed:.1f} s"
