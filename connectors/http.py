@@ -15,8 +15,9 @@ reason code           meaning
 ``dns``               the host name does not resolve
 ``connect``           no connection could be made (refused, unreachable, TLS handshake or
                       certificate failure), or the connection broke while talking
-``timeout``           connect, read (no data for ``read_timeout``) or total (``total_timeout`` over
-                      the whole fetch, redirects included) time limit exceeded
+``timeout``           connect (DNS included), read (no data for ``read_timeout``) or total
+                      (``total_timeout``: network time of the whole fetch, redirects included;
+                      waiting for a concurrency slot does not count) time limit exceeded
 ``too-large``         the body (declared by Content-Length, received, or decoded) exceeds the cap
                       for its kind
 ``too-many-redirects`` more than ``max_redirects`` redirects
@@ -60,10 +61,11 @@ from typing import Literal, Protocol, Self
 import brotli
 import httpcore
 import httpx
-from newswire.connectors.netguard import GuardedBackend, GuardError, NetGuard, Resolver
 
 from newswire import __version__
 from newswire.records import FetchResult
+
+from .netguard import GuardedBackend, GuardError, NetGuard, Resolver  # relative: mypy can follow it
 
 log = logging.getLogger(__name__)
 
@@ -222,12 +224,12 @@ class _BrotliDecoder:
             out = self._d.process(data, output_buffer_limit=_PIECE)
             if out:
                 yield out
-            # The decompressor keeps the rest of the input; drain it before feeding more.
-            while not self._d.can_accept_more_data():
+            # The decompressor keeps the rest of the input and may hold output even when it says it
+            # can accept more (brotli 1.2): drain with empty input until it gives nothing.
+            while out and not self._d.is_finished():
                 out = self._d.process(b"", output_buffer_limit=_PIECE)
-                if not out:
-                    break
-                yield out
+                if out:
+                    yield out
         except brotli.error as exc:
             raise _DecodeError(f"broken br data: {exc}") from exc
 
@@ -297,8 +299,8 @@ def _parse_url(url: str) -> httpx.URL:
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise _Failure("bad-url", f"cannot parse URL {url[:200]!r}: {exc}", url=url) from exc
     if parsed.scheme not in ("http", "https"):
-        shown = parsed.scheme or "no scheme"
-        raise _Failure("bad-scheme", f"only http and https are fetched, not {shown} ({url[:200]})", url=url)
+        what = f"not {parsed.scheme}" if parsed.scheme else "and this URL has no scheme"
+        raise _Failure("bad-scheme", f"only http and https are fetched, {what} ({url[:200]})", url=url)
     if not parsed.host:
         raise _Failure("bad-url", f"URL has no host: {url[:200]}", url=url)
     return parsed
