@@ -146,10 +146,17 @@ def default_corpus() -> Path:
 
 
 def decode_html(raw: bytes) -> str | bytes:
-    """Decode GB2312/GBK pages as GB18030 (a superset); leave other pages to trafilatura's own sniffing."""
+    """Decode GB2312/GBK pages as GB18030 (a superset); leave other pages to trafilatura's own sniffing.
+
+    Some pages declare GB2312 but are UTF-8 (gne-0039): GB-encoded Chinese is almost never valid UTF-8,
+    so a page that decodes strictly as UTF-8 is taken as UTF-8 whatever it declares.
+    """
     match = _CHARSET.search(raw[:8192])
     if match and match.group(1).lower() in {b"gb2312", b"gbk", b"gb18030"}:
-        return raw.decode("gb18030", errors="replace")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("gb18030", errors="replace")
     return raw
 
 
