@@ -225,11 +225,15 @@ class _BrotliDecoder:
             if out:
                 yield out
             # The decompressor keeps the rest of the input and may hold output even when it says it
-            # can accept more (brotli 1.2): drain with empty input until it gives nothing.
-            while out and not self._d.is_finished():
-                out = self._d.process(b"", output_buffer_limit=_PIECE)
+            # can accept more (brotli 1.2): drain with empty input until it gives nothing and is
+            # ready for more input (feeding it input before that is an error).
+            d = self._d
+            while not d.is_finished() and (out or not d.can_accept_more_data()):
+                out = d.process(b"", output_buffer_limit=_PIECE)
                 if out:
                     yield out
+                elif not d.can_accept_more_data():
+                    raise _DecodeError("br decoder stalled")
         except brotli.error as exc:
             raise _DecodeError(f"broken br data: {exc}") from exc
 

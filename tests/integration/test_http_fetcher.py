@@ -601,9 +601,15 @@ def test_broken_encodings_are_decode(
 def test_garbage_instead_of_http_is_protocol(server: HostileServer) -> None:
     server.route("/x", raw(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"))
     server.route("/noloc", raw(b"HTTP/1.1 302 Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+    server.route("/short", raw(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this"))
+    server.route("/endless-head", raw(b"HTTP/1.1 200 OK\r\nX-Junk: " + b"a" * (4 * MiB)))
     assert run(fetch_one(server.url("/x"))).error == "protocol"
     no_location = run(fetch_one(server.url("/noloc")))
     assert no_location.error == "protocol" and "Location" in (no_location.detail or "")
+    assert run(fetch_one(server.url("/short"))).error == "protocol"  # closed before Content-Length
+    started = time.monotonic()
+    assert run(fetch_one(server.url("/endless-head"))).error == "protocol"  # h11's head size limit
+    assert time.monotonic() - started < 2.0
 
 
 @pytest.mark.parametrize(
