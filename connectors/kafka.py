@@ -197,6 +197,9 @@ class Publisher:
             max_request_size=settings.max_request_size,
             # send() blocks at most this long for metadata; an expired batch fails its futures.
             max_block_ms=settings.request_timeout_ms,
+            # Topics are created by ensure_topics with the configured partition count, never as a side
+            # effect of a metadata request (Tansu ignores this flag and auto-creates anyway).
+            allow_auto_create_topics=False,
             delivery_timeout_ms=settings.request_timeout_ms + 1000,
         )
         config.update(_client_config(settings, _PRODUCER_KEYS))
@@ -332,38 +335,46 @@ class Publisher:
         assert producer is not None
         futures: list[Any] = []
         early: dict[int, SendResult] = {}
+        stalled: SendResult | None = None
         for index, item in enumerate(items):
-            try:
-                future = producer.send(item.topic, value=item.value, key=item.key, headers=list(item.headers))
-            except kerrors.KafkaError as exc:
-                # Too large is known before sending; the rest of the batch goes on regardless.
-                future = None
-                early[index] = SendResult(item, False, _classify(exc), _describe(exc))
+            future = None
+            if stalled is not None:
+                early[index] = SendResult(item, False, stalled.error, stalled.detail)
+            else:
+                try:
+                    future = producer.send(item.topic, value=item.value, key=item.key, headers=list(item.headers))
+                except kerrors.KafkaError as exc:
+                    # Too large is known before sending; the rest of the batch goes on regardless.
+                    early[index] = SendResult(item, False, _classify(exc), _describe(exc))
+                    if isinstance(exc, kerrors.KafkaTimeoutError):
+                        # No metadata within max_block_ms: every further send() would block as long.
+                        stalled = early[index]
             futures.append(future)
-        return self._collect(items, futures, early)
+        return self._collect(producer, items, futures, early)
 
     def _collect(
-        self, items: list[Outgoing], futures: list[Any], early: dict[int, SendResult]
+        self, producer: KafkaProducer, items: list[Outgoing], futures: list[Any], early: dict[int, SendResult]
     ) -> list[SendResult]:
         # kafka-python fails a batch itself after delivery_timeout_ms; the extra second is a safety net.
         deadline = time.monotonic() + self._producer_config["delivery_timeout_ms"] / 1000 + 1.0
         next_probe = time.monotonic() + _PROBE_EVERY_S
         gone = False
+        pending = [f for f in futures if f is not None]
+        while pending and not gone and time.monotonic() < deadline:
+            # flush() sends what is still lingering at once (we wait for everything anyway, so the
+            # linger would be pure delay); short slices notice a vanished broker in about a second
+            # instead of after the whole delivery timeout. The outcome is read from the futures.
+            with contextlib.suppress(kerrors.KafkaError):
+                producer.flush(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+            pending = [f for f in pending if not f.is_done]
+            if pending and time.monotonic() >= next_probe:
+                next_probe = time.monotonic() + _PROBE_EVERY_S
+                gone = not broker_reachable(self.settings, timeout_s=0.5)
         results: list[SendResult] = []
         for index, (item, future) in enumerate(zip(items, futures, strict=True)):
             if future is None:
                 results.append(early[index])
-                continue
-            # Short slices, so that a broker that went away is noticed within about a second rather
-            # than after the whole delivery timeout.
-            while not future.is_done and not gone and time.monotonic() < deadline:
-                # The outcome (success or the failure) is read from the future below.
-                with contextlib.suppress(Exception):
-                    future.get(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
-                if not future.is_done and time.monotonic() >= next_probe:
-                    next_probe = time.monotonic() + _PROBE_EVERY_S
-                    gone = not broker_reachable(self.settings, timeout_s=0.5)
-            if future.is_done and future.succeeded():
+            elif future.is_done and future.succeeded():
                 results.append(SendResult(item, True))
             elif future.is_done:
                 exc = future.exception
