@@ -127,9 +127,15 @@ async def _run_once(
                     item.unchanged = True
                     return item
                 try:
-                    item.parsed = parse_feed(result.body, result.final_url, result.headers.get("content-type"))
+                    parsed = parse_feed(result.body, result.final_url, result.headers.get("content-type"))
                 except FeedParseError as exc:
                     item.error, item.stage = f"parse: {exc.reason}", "parse"
+                    return item
+                if parsed.bozo and not parsed.entries:
+                    # ill-formed and nothing salvageable: a broken feed, not an empty one
+                    item.error, item.stage = f"parse: ill-formed ({parsed.bozo})"[:300], "parse"
+                    return item
+                item.parsed = parsed
                 return item
 
             polls = await asyncio.gather(*(poll(f) for f in targets))
@@ -148,6 +154,7 @@ async def _run_once(
                 if item.error is not None:
                     summary.feeds_failed += 1
                     log.warning("feed failed url=%s reason=%s", item.feed.url, item.error)
+                if item.error is not None and _newly_failing(item):
                     letters.append(
                         _dead_letter_out(
                             settings.topic_prefix,
@@ -260,6 +267,13 @@ async def _run_once(
             )
     summary.elapsed = time.monotonic() - started
     return summary
+
+
+def _newly_failing(item: FeedPoll) -> bool:
+    """A failing feed is dead-lettered when it starts failing or fails differently, not on every poll
+    (its health in the state store tells the rest)."""
+    previous = item.previous
+    return previous is None or previous.consecutive_failures == 0 or previous.last_error != item.error
 
 
 def _feed_url(candidate: Candidate) -> str:
