@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from newswire.config import Settings, default_state_dir, settings_from_params, settings_to_params
+from newswire.config import Settings, default_state_dir, settings_from_env, settings_from_params, settings_to_params
 from newswire.logs import quiet_prefect, route_prefect_logs_to_file
 
 quiet_prefect(default_state_dir() / "prefect")  # before Prefect is imported; the CLI may have set it already
@@ -50,9 +50,13 @@ def poll(
     interval_minutes: float = 15.0,
     batch_size: int = DEFAULT_BATCH,
 ) -> dict[str, Any]:
-    """Poll the feeds of ``feeds_file`` (OPML or plain list) once; returns the run summary."""
+    """Poll the feeds of ``feeds_file`` (OPML or plain list) once; returns the run summary.
+
+    ``params`` are the settings (as the CLI passes them); a deployment leaves them out and the worker's
+    ``NEWSWIRE_*`` environment decides.
+    """
     feeds = read_feed_list(Path(feeds_file))
-    params = params if params is not None else settings_to_params(Settings())
+    params = params if params is not None else settings_to_params(settings_from_env())
     total = RunSummary()
     for start in range(0, len(feeds), max(batch_size, 1)):
         batch = [asdict(f) for f in feeds[start : start + batch_size]]

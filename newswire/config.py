@@ -60,6 +60,32 @@ class Settings:
         return self.archive_dir if self.archive_dir is not None else self.state_dir / "archive"
 
 
+def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
+    """Settings from ``NEWSWIRE_*`` variables alone: what a Prefect worker running a deployment has."""
+    import os
+
+    env = dict(os.environ) if environ is None else environ
+    values: dict[str, Any] = {}
+    simple = {
+        "NEWSWIRE_BOOTSTRAP_SERVERS": "bootstrap_servers",
+        "NEWSWIRE_TOPIC_PREFIX": "topic_prefix",
+        "NEWSWIRE_STATE_URL": "state_url",
+        "NEWSWIRE_USER_AGENT_CONTACT": "user_agent_contact",
+    }
+    for var, key in simple.items():
+        if env.get(var):
+            values[key] = env[var]
+    for var, key in (("NEWSWIRE_STATE_DIR", "state_dir"), ("NEWSWIRE_ARCHIVE_DIR", "archive_dir"),
+                     ("NEWSWIRE_TAXONOMY", "taxonomy")):
+        if env.get(var):
+            values[key] = Path(env[var])
+    if env.get("NEWSWIRE_ALLOW_HOSTS"):
+        values["allow_hosts"] = frozenset(env["NEWSWIRE_ALLOW_HOSTS"].replace(",", " ").split())
+    if env.get("NEWSWIRE_KAFKA_OPTIONS"):
+        values["kafka_options"] = parse_kafka_options([env["NEWSWIRE_KAFKA_OPTIONS"]])
+    return Settings(**values)
+
+
 def settings_to_params(settings: Settings) -> dict[str, Any]:
     """JSON-able form, for Prefect flow parameters."""
     from dataclasses import asdict
