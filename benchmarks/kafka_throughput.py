@@ -22,14 +22,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from newswire.connectors.kafka import KafkaSettings, Outgoing, Publisher  # noqa: E402
-from newswire.devbroker import DevBroker  # noqa: E402
+from newswire.connectors.kafka import KafkaSettings, Outgoing, Publisher
 
-WORDS = (
+from newswire.devbroker import DevBroker
+
+SAMPLE_TEXT = (
     "the minister said on tuesday that talks with officials in kabul moscow and beijing would resume "
     "after the army council met amid reports of troop movements near the border while analysts warned "
     "that sanctions trade and energy markets remained volatile across the region this week"
-).split()
+)
+WORDS = SAMPLE_TEXT.split()
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kerrors
@@ -103,6 +103,7 @@ _PRODUCER_KEYS = frozenset(KafkaProducer.DEFAULT_CONFIG)
 _CONSUMER_KEYS = frozenset(KafkaConsumer.DEFAULT_CONFIG)
 _ADMIN_KEYS = frozenset(KafkaAdminClient.DEFAULT_CONFIG)
 
+_Client = TypeVar("_Client")
 _TOO_LARGE = (kerrors.MessageSizeTooLargeError, kerrors.RecordListTooLargeError)
 _PROBE_EVERY_S = 1.0
 
@@ -162,6 +163,23 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
+def _construct(cls: Callable[..., _Client], config: dict[str, Any], settings: KafkaSettings) -> _Client:
+    """A kafka-python client; its connection and configuration failures as our one-line errors."""
+    try:
+        return cls(**config)
+    except (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError, kerrors.MetadataEmptyBrokerList) as exc:
+        raise _unreachable(settings, _describe(exc)) from None
+    except (kerrors.KafkaConfigurationError, ValueError, TypeError) as exc:
+        # e.g. an unknown compression_type, or a value of the wrong type from --kafka-option
+        raise KafkaConfigError(f"bad Kafka client settings: {_describe(exc)}") from None
+    except kerrors.KafkaError as exc:
+        # e.g. SASL authentication failed: the broker is there but will not serve us
+        raise BrokerUnavailable(f"Kafka broker at {settings.bootstrap_servers} refused the client: {_describe(exc)}") from None
+    except RuntimeError as exc:
+        # kafka-python says so when a compression codec's library is missing
+        raise KafkaConfigError(f"bad Kafka client settings: {exc}") from None
+
+
 def _classify(exc: BaseException) -> str:
     if isinstance(exc, _TOO_LARGE):
         return "too-large"
@@ -203,27 +221,26 @@ class Publisher:
             delivery_timeout_ms=settings.request_timeout_ms + 1000,
         )
         config.update(_client_config(settings, _PRODUCER_KEYS))
-        linger = int(config.get("linger_ms", 0))
+        try:
+            linger, delivery, request = (
+                int(config[key]) for key in ("linger_ms", "delivery_timeout_ms", "request_timeout_ms")
+            )
+        except (TypeError, ValueError):
+            raise KafkaConfigError(
+                "bad Kafka client settings: linger_ms, delivery_timeout_ms and request_timeout_ms must be integers"
+            ) from None
         # kafka-python insists on delivery >= linger + request timeout.
-        config["delivery_timeout_ms"] = max(
-            int(config["delivery_timeout_ms"]), linger + int(config["request_timeout_ms"])
-        )
+        config["delivery_timeout_ms"] = max(delivery, linger + request)
         return config
 
     def _new_producer(self) -> KafkaProducer:
-        try:
-            return KafkaProducer(**self._producer_config)
-        except (kerrors.NoBrokersAvailable, kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError) as exc:
-            raise _unreachable(self.settings, _describe(exc)) from None
+        return _construct(KafkaProducer, self._producer_config, self.settings)
 
     def _admin_client(self) -> KafkaAdminClient:
         if self._admin is None:
             config = _base_config(self.settings, "newswire-admin")
             config.update(_client_config(self.settings, _ADMIN_KEYS))
-            try:
-                self._admin = KafkaAdminClient(**config)
-            except (kerrors.NoBrokersAvailable, kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError) as exc:
-                raise _unreachable(self.settings, _describe(exc)) from None
+            self._admin = _construct(KafkaAdminClient, config, self.settings)
         return self._admin
 
     def ensure_topics(self, names: Iterable[str]) -> None:
@@ -449,10 +466,7 @@ def consume(
         config.update(group_id=None, enable_auto_commit=False)
     if not broker_reachable(settings):
         raise _unreachable(settings, "no bootstrap server accepts connections")
-    try:
-        consumer = KafkaConsumer(**config)
-    except (kerrors.NoBrokersAvailable, kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError) as exc:
-        raise _unreachable(settings, _describe(exc)) from None
+    consumer = _construct(KafkaConsumer, config, settings)
     try:
         if group is not None:
             consumer.subscribe(topics)

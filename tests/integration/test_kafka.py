@@ -222,8 +222,16 @@ def test_latest_skips_a_multi_record_batch_sent_before_start(kafka_settings: Kaf
     assert list(consume(kafka_settings, [topic], timeout_s=1.0)) == []
 
 
-def test_bad_client_config_is_a_one_line_error() -> None:
+def test_bad_client_config_is_a_one_line_error(broker: DevBroker, settings_for: SettingsFor) -> None:
+    def publisher(config: dict[str, object]) -> None:
+        Publisher(settings_for(broker.bootstrap, client_config=config)).close()
+
     with pytest.raises(KafkaConfigError, match="unknown Kafka client setting 'linger'"):
-        Publisher(KafkaSettings(client_config={"linger": 5}))
+        publisher({"linger": 5})
     with pytest.raises(KafkaConfigError, match="'acks' is managed"):
-        Publisher(KafkaSettings(client_config={"acks": 1}))
+        publisher({"acks": 1})
+    with pytest.raises(KafkaConfigError, match="must be integers"):
+        publisher({"linger_ms": "soon"})
+    with pytest.raises(KafkaConfigError, match="bad Kafka client settings.*codec"):
+        publisher({"compression_type": "brotli9"})
+    publisher({"compression_type": "gzip", "linger_ms": 20})  # and good ones pass through
