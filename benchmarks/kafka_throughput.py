@@ -134,11 +134,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         import crc32c  # noqa: F401
+
         crc = "crc32c (C)"
     except ImportError:
         crc = "pure-Python CRC (slow: pip install crc32c)"
     print(f"value {args.size} B, {args.seconds:g} s per configuration, checksums: {crc}")
-    header = f"{'configuration':<42} {'msgs/s':>9} {'MB/s':>7} {'msgs/cpu-s':>11} {'sent':>8} {'failed':>6} {'broker RSS':>10}"
+    header = (
+        f"{'configuration':<42} {'msgs/s':>9} {'MB/s':>7} {'msgs/cpu-s':>11} "
+        f"{'sent':>8} {'failed':>6} {'broker RSS':>10}"
+    )
     print(header)
     print("-" * len(header))
     for config in CONFIGS:

@@ -111,9 +111,13 @@ _PROBE_EVERY_S = 1.0
 def _client_config(settings: KafkaSettings, known: frozenset[str]) -> dict[str, Any]:
     for key in settings.client_config:
         if key in _RESERVED:
-            raise KafkaConfigError(f"Kafka client setting {key!r} is managed by newswire and cannot be overridden")
+            raise KafkaConfigError(
+                f"Kafka client setting {key!r} is managed by newswire and cannot be overridden"
+            )
         if key not in _PRODUCER_KEYS | _CONSUMER_KEYS | _ADMIN_KEYS:
-            raise KafkaConfigError(f"unknown Kafka client setting {key!r} (see kafka-python's client options)")
+            raise KafkaConfigError(
+                f"unknown Kafka client setting {key!r} (see kafka-python's client options)"
+            )
     return {k: v for k, v in settings.client_config.items() if k in known}
 
 
@@ -174,8 +178,10 @@ def _construct(cls: Callable[..., _Client], config: dict[str, Any], settings: Ka
         raise KafkaConfigError(f"bad Kafka client settings: {_describe(exc)}") from None
     except kerrors.KafkaError as exc:
         # e.g. SASL authentication failed: the broker is there but will not serve us
-        raise BrokerUnavailable(f"Kafka broker at {settings.bootstrap_servers} refused the client: {_describe(exc)}") from None
-    except RuntimeError as exc:
+        raise BrokerUnavailable(
+            f"Kafka broker at {settings.bootstrap_servers} refused the client: {_describe(exc)}"
+        ) from None
+    except RuntimeError as exc:  # after KafkaError, which is one too
         # kafka-python says so when a compression codec's library is missing
         raise KafkaConfigError(f"bad Kafka client settings: {exc}") from None
 
@@ -209,7 +215,8 @@ class Publisher:
         config.update(
             acks="all",
             enable_idempotence=True,
-            # A few ms of linger lets a batch of articles share requests; the caller waits anyway.
+            # A few ms of linger lets the items of a batch share requests while they are appended;
+            # send_batch then flushes, so the last request does not wait out the linger.
             linger_ms=5,
             batch_size=256 * 1024,
             max_request_size=settings.max_request_size,
@@ -227,7 +234,8 @@ class Publisher:
             )
         except (TypeError, ValueError):
             raise KafkaConfigError(
-                "bad Kafka client settings: linger_ms, delivery_timeout_ms and request_timeout_ms must be integers"
+                "bad Kafka client settings: linger_ms, delivery_timeout_ms and request_timeout_ms "
+                "must be integers"
             ) from None
         # kafka-python insists on delivery >= linger + request timeout.
         config["delivery_timeout_ms"] = max(delivery, linger + request)
@@ -261,7 +269,9 @@ class Publisher:
             self._drop_admin()
             if not broker_reachable(self.settings):
                 raise _unreachable(self.settings, _describe(exc)) from None
-            raise BrokerUnavailable(f"could not create topics {', '.join(wanted)}: {_describe(exc)}") from None
+            raise BrokerUnavailable(
+                f"could not create topics {', '.join(wanted)}: {_describe(exc)}"
+            ) from None
         self._ensured.update(wanted)
 
     def _create(self, admin: KafkaAdminClient, names: list[str]) -> None:
@@ -304,7 +314,9 @@ class Publisher:
         if retry:
             log.info(
                 "kafka: %d of %d sends failed (%s); recreating the producer and retrying once",
-                len(retry), len(items), results[retry[0]].detail,
+                len(retry),
+                len(items),
+                results[retry[0]].detail,
             )
             try:
                 self._recreate()
@@ -359,7 +371,9 @@ class Publisher:
                 early[index] = SendResult(item, False, stalled.error, stalled.detail)
             else:
                 try:
-                    future = producer.send(item.topic, value=item.value, key=item.key, headers=list(item.headers))
+                    future = producer.send(
+                        item.topic, value=item.value, key=item.key, headers=list(item.headers)
+                    )
                 except kerrors.KafkaError as exc:
                     # Too large is known before sending; the rest of the batch goes on regardless.
                     early[index] = SendResult(item, False, _classify(exc), _describe(exc))
@@ -397,9 +411,13 @@ class Publisher:
                 exc = future.exception
                 results.append(SendResult(item, False, _classify(exc), _describe(exc)))
             elif gone:
-                results.append(SendResult(item, False, "unreachable", "the broker stopped accepting connections"))
+                results.append(
+                    SendResult(item, False, "unreachable", "the broker stopped accepting connections")
+                )
             else:
-                results.append(SendResult(item, False, "timeout", "no acknowledgement within the delivery timeout"))
+                results.append(
+                    SendResult(item, False, "timeout", "no acknowledgement within the delivery timeout")
+                )
         return results
 
     def close(self) -> None:

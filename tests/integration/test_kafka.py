@@ -50,14 +50,20 @@ def items(topic: str, n: int, start: int = 0) -> list[Outgoing]:
             topic=topic,
             key=f"id-{i}".encode(),
             value=f'{{"n": {i}, "text": "caf\\u00e9 {i}"}}'.encode(),
-            headers=[("content-type", b"application/json"), ("schema", b"newswire.article/1"), ("seq", str(i).encode())],
+            headers=[
+                ("content-type", b"application/json"),
+                ("schema", b"newswire.article/1"),
+                ("seq", str(i).encode()),
+            ],
             ref=i,
         )
         for i in range(start, start + n)
     ]
 
 
-def test_topics_created_when_missing_with_partition_count(broker: DevBroker, settings_for: SettingsFor) -> None:
+def test_topics_created_when_missing_with_partition_count(
+    broker: DevBroker, settings_for: SettingsFor
+) -> None:
     settings = settings_for(broker.bootstrap, partitions=3)
     a, b = settings.topic("articles"), settings.topic("deadletter")
     assert not {a, b} & topic_names(settings)
@@ -75,7 +81,9 @@ def test_topics_created_when_missing_with_partition_count(broker: DevBroker, set
     assert partition_counts(settings, [a, c]) == {a: 3, c: 1}
 
 
-def test_send_batch_creates_its_topics_with_the_configured_count(broker: DevBroker, settings_for: SettingsFor) -> None:
+def test_send_batch_creates_its_topics_with_the_configured_count(
+    broker: DevBroker, settings_for: SettingsFor
+) -> None:
     # Tansu would auto-create an unknown topic on the producer's metadata request with its own
     # default partition count; send_batch must create it first, as configured.
     settings = settings_for(broker.bootstrap, partitions=2)
@@ -113,7 +121,9 @@ def test_too_large_item_reported_and_rest_delivered(
     batch.insert(3, big)
     with Publisher(settings) as publisher:
         results = publisher.send_batch(batch)
-        assert [(r.ok, r.error) for r in results] == [(True, None)] * 3 + [(False, "too-large")] + [(True, None)] * 3
+        assert [(r.ok, r.error) for r in results] == [(True, None)] * 3 + [(False, "too-large")] + [
+            (True, None)
+        ] * 3
         assert results[3].item is big and results[3].detail
         # Just under the limit still goes through.
         fits = Outgoing(topic=topic, key=b"fits", value=b"y" * (60 * 1024), headers=[])
@@ -181,7 +191,9 @@ def test_consumer_group_join_and_resume(kafka_settings: KafkaSettings) -> None:
     with Publisher(kafka_settings) as publisher:
         publisher.send_batch(items(topic, 5))
         started = time.monotonic()
-        first = list(consume(kafka_settings, [topic], group=group, from_beginning=True, timeout_s=1.0, max_messages=5))
+        first = list(
+            consume(kafka_settings, [topic], group=group, from_beginning=True, timeout_s=1.0, max_messages=5)
+        )
         assert [m.key for m in first] == [f"id-{i}".encode() for i in range(5)]
         assert time.monotonic() - started < 8.0  # join with the fast session timeout
         publisher.send_batch(items(topic, 3, start=5))
@@ -189,11 +201,17 @@ def test_consumer_group_join_and_resume(kafka_settings: KafkaSettings) -> None:
     second = list(consume(kafka_settings, [topic], group=group, from_beginning=True, timeout_s=1.0))
     assert [m.key for m in second] == [b"id-5", b"id-6", b"id-7"]
     # Another group starts from the beginning again.
-    other = list(consume(kafka_settings, [topic], group=group + "-b", from_beginning=True, timeout_s=1.0, max_messages=8))
+    other = list(
+        consume(
+            kafka_settings, [topic], group=group + "-b", from_beginning=True, timeout_s=1.0, max_messages=8
+        )
+    )
     assert len(other) == 8
 
 
-def test_latest_sees_messages_sent_after_start_and_topics_created_later(kafka_settings: KafkaSettings) -> None:
+def test_latest_sees_messages_sent_after_start_and_topics_created_later(
+    kafka_settings: KafkaSettings,
+) -> None:
     old, later = kafka_settings.topic("articles"), kafka_settings.topic("topic.afghanistan")
     got: list[Received] = []
     with Publisher(kafka_settings) as publisher:
