@@ -582,10 +582,31 @@ def split_of(key: str) -> str:
     return "heldout" if int(hashlib.sha256(key.encode()).hexdigest(), 16) % 2 == 0 else "tune"
 
 
+#: Whole words that a cue matches only as a prefix (the screen anchors cues at word starts so that
+#: inflections match): these are screen artefacts, not cues a tagger could fall for, so they make no trap.
+ARTEFACT_WORDS = re.compile(r"russell\w*|puting|rusiate|admiralty", re.IGNORECASE)
+
+
+def _cue_words(text: str, rx: re.Pattern[str]) -> set[str]:
+    words = set()
+    for m in rx.finditer(text):
+        end = m.end()
+        while end < len(text) and text[end].isalnum():
+            end += 1
+        words.add(text[m.start() : end].lower())
+    return words
+
+
 def traps_for(item: FeedItem, grades: dict[str, int]) -> list[str]:
     """Topics graded 0 by reading although the item carries a cue (broad or trap pattern) for them."""
-    cued = set(cue_matches(item)) | set(trap_matches(item))
-    return [t for t in TOPICS if grades[t] == 0 and t in cued]
+    traps = []
+    for topic in TOPICS:
+        if grades[topic] != 0:
+            continue
+        words = _cue_words(item.text, CUES[topic]) | _cue_words(item.text, TRAP_CUES[topic])
+        if any(not ARTEFACT_WORDS.fullmatch(w) for w in words):
+            traps.append(topic)
+    return traps
 
 
 def check_labels(items: dict[str, FeedItem], path: Path) -> list[str]:
