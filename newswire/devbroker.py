@@ -9,13 +9,16 @@ production; use Apache Kafka (``infra/compose.yaml``) or any Kafka-compatible cl
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import importlib.util
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -35,6 +38,9 @@ _SCRUBBED_ENV = (
     "SCHEMA_REGISTRY",
     "CLUSTER_ID",
 )
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class DevBrokerError(RuntimeError):
@@ -124,6 +130,30 @@ def metadata_ok(bootstrap: str, timeout_ms: int = 2000) -> bool:
         admin.close()
 
 
+def _load_prctl() -> Callable[..., int] | None:
+    if sys.platform != "linux":
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+# Resolved once in the parent: between fork and exec the child may only make the plain call.
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: on Linux, have the kernel SIGKILL the broker when the process
+    that started it dies (a killed test run must not leave Tansu serving, and growing, forever).
+
+    The kernel ties this to the thread that started the broker: start it from a long-lived thread.
+    """
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+
 class DevBroker:
     """One Tansu process on a loopback port, memory storage. A context manager.
 
@@ -194,6 +224,8 @@ class DevBroker:
             # Its own process group: a Ctrl-C meant for a test runner does not reach the broker
             # before we stop it in order.
             start_new_session=True,
+            # Safe with threads around: it only calls an already resolved C function.
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
         try:
             self._wait_ready()
