@@ -73,12 +73,41 @@ def _plain(markup: str) -> str:
     return " ".join(text.split())
 
 
+def _feed_cache_path(base: Path) -> Path:
+    # Keyed by the manifest and by the canonical-URL code: a change to either rebuilds the cache.
+    h = hashlib.sha256((base / "manifest.jsonl").read_bytes())
+    try:
+        from newswire.processors import canonical
+
+        h.update(Path(canonical.__file__).read_bytes())
+    except ImportError:  # pragma: no cover
+        pass
+    return _cache_dir().parent / f"feeds-{h.hexdigest()[:12]}.json"
+
+
 def feed_items(corpus: Path) -> dict[str, EvalItem]:
     """Every item of the gesab001 snapshots by canonical link (raw links are aliases of the same item)."""
+    base = corpus / "feeds" / "gesab001_headlines"
+    cache = _feed_cache_path(base)
+    if cache.is_file():
+        rows = json.loads(cache.read_text(encoding="utf-8"))
+        out: dict[str, EvalItem] = {}
+        for key, link, title, text in rows:
+            item = EvalItem(key=key, title=title, text=text)
+            out[key] = item
+            out.setdefault(link, item)
+        return out
+    items, rows = _parse_feed_items(base)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    return items
+
+
+def _parse_feed_items(base: Path) -> tuple[dict[str, EvalItem], list[list[str]]]:
     import feedparser
 
-    base = corpus / "feeds" / "gesab001_headlines"
     items: dict[str, EvalItem] = {}
+    rows: list[list[str]] = []
     with open(base / "manifest.jsonl", encoding="utf-8") as fh:
         manifest = [json.loads(line) for line in fh if line.strip()]
     for entry in manifest:
@@ -95,7 +124,8 @@ def feed_items(corpus: Path) -> dict[str, EvalItem]:
             item = EvalItem(key=key, title=_plain(e.get("title", "")), text=_plain(e.get("summary", "")))
             items[key] = item
             items.setdefault(link, item)
-    return items
+            rows.append([key, link, item.title, item.text])
+    return items, rows
 
 
 # --------------------------------------------------------------------------- articles

@@ -35,7 +35,8 @@ from newswire.records import TopicTag
 __all__ = ["NORM_WORDS", "SCORE_HALF", "Tagger", "Taxonomy", "TaxonomyError", "TopicTag", "load_taxonomy"]
 
 SCORE_HALF = 6.0  # raw evidence that maps to score 0.5
-NORM_WORDS = 120.0  # texts up to this many words are not length-discounted
+NORM_WORDS = 200.0  # texts up to this many words are not length-discounted
+NORM_EXPONENT = 0.4  # longer texts divide their text evidence by (words / NORM_WORDS) ** NORM_EXPONENT
 LEAD_CHARS = 400  # without an explicit lead, the first ~400 characters of the text are the lead
 
 _KIND_TERM = 0
@@ -86,6 +87,48 @@ def _complement_class(known: list[int], ranges: tuple[tuple[int, int], ...]) -> 
                 parts.append(f"\\U{start:08x}" if start == end else f"\\U{start:08x}-\\U{end:08x}")
                 start = None
     return "[" + "".join(parts) + "]"
+
+
+# "A country in a list" ("the US, China, Russia and India") is a passing mention: a hit that is one of
+# three or more enumerated names counts LIST_FACTOR times. An item is a capitalised word group (or 2-4
+# CJK characters) and items are joined by commas, "and"/"or" in the corpus languages, or 、/，/和.
+LIST_FACTOR = 0.25
+_LIST_SEP_LEFT = re.compile(r"(?:,\s*|\s+(?:and|or|und|oder|et|ou|y|o|e|и|или)\s+|、|，|和|与)\Z")
+_LIST_ITEM_LEFT = re.compile(
+    r"(?:(?<![\w'.-])[A-ZÀ-ÖØ-ÞА-ЯЁ][\w'.-]*(?:\s+[\w'.-]+){0,2}|[\u4e00-\u9fff]{2,4})\Z"
+)
+_LIST_SEP_RIGHT = re.compile(r"(?:'s)?(?:,\s*|\s+(?:and|or|und|oder|et|ou|y|o|e|и|или)\s+|、|，|和|与)")
+_LIST_ITEM_RIGHT = re.compile(
+    r"(?:the\s+)?(?:[A-ZÀ-ÖØ-ÞА-ЯЁ][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,2}|[\u4e00-\u9fff]{2,4})"
+)
+
+
+def _in_list(text: str, start: int, end: int) -> bool:
+    items = 1
+    left = text[max(0, start - 120) : start]
+    while items < 3:
+        sep = _LIST_SEP_LEFT.search(left)
+        if sep is None:
+            break
+        left = left[: sep.start()]
+        item = _LIST_ITEM_LEFT.search(left)
+        if item is None:
+            break
+        items += 1
+        left = left[: item.start()].rstrip()
+        left = left.removesuffix(" the")
+    pos = end
+    stop = min(len(text), end + 120)
+    while items < 3:
+        sep = _LIST_SEP_RIGHT.match(text, pos, stop)
+        if sep is None:
+            break
+        item = _LIST_ITEM_RIGHT.match(text, sep.end(), stop)
+        if item is None:
+            break
+        items += 1
+        pos = item.end()
+    return items >= 3
 
 
 def _is_cjk(ch: str) -> bool:
@@ -144,7 +187,9 @@ class Tagger:
         # Per topic, per term: which cue ids it requires / must not see.
         self._requires: list[list[frozenset[int]]] = []
         self._unless: list[list[frozenset[int]]] = []
+        self._dampen: list[frozenset[int]] = []
         for topic in self._topics:
+            self._dampen.append(frozenset(cue_ids.setdefault(c, len(cue_ids)) for c in topic.dampen))
             req: list[frozenset[int]] = []
             unl: list[frozenset[int]] = []
             for term in topic.terms:
@@ -242,7 +287,7 @@ class Tagger:
         n_topics = len(self._topics)
         hits: list[list[_Hit]] = [[] for _ in range(n_topics)]
         excl: list[list[tuple[int, int]]] = [[] for _ in range(n_topics)]
-        cues = bytearray(self._n_cues)
+        cues: dict[int, list[int]] = {}  # cue id -> start offsets
 
         for end_idx, entries in self._automaton.iter(low):
             if entries is None:
@@ -262,7 +307,7 @@ class Tagger:
                 if e.kind == _KIND_TERM:
                     hits[e.topic].append(_Hit(start, stop, e.index, low[start:stop]))
                 elif e.kind == _KIND_CUE:
-                    cues[e.index] = 1
+                    cues.setdefault(e.index, []).append(start)
                 else:
                     excl[e.topic].append((start, stop))
 
@@ -273,11 +318,13 @@ class Tagger:
         if lead_start != text_start:
             spaces += full.count(" ", lead_start, lead_end) + full.count("\n", lead_start, lead_end)
         words = spaces + cjk_chars // 2
-        norm = math.sqrt(words / NORM_WORDS) if words > NORM_WORDS else 1.0
+        norm = (words / NORM_WORDS) ** NORM_EXPONENT if words > NORM_WORDS else 1.0
         out: list[TopicTag] = []
         for ti, topic in enumerate(self._topics):
             out.append(
-                self._score_topic(ti, hits[ti], excl[ti] + dead, cues, norm, title_end, lead_start, lead_end)
+                self._score_topic(
+                    ti, full, hits[ti], excl[ti] + dead, cues, norm, title_end, lead_start, lead_end
+                )
             )
         return out
 
@@ -286,9 +333,10 @@ class Tagger:
     def _score_topic(
         self,
         ti: int,
+        full: str,
         hits: list[_Hit],
         spans: list[tuple[int, int]],
-        cues: bytearray,
+        cues: dict[int, list[int]],
         norm: float,
         title_end: int,
         lead_start: int,
@@ -303,20 +351,27 @@ class Tagger:
         hits.sort(key=lambda h: (h.start, h.start - h.end))
         kept: list[_Hit] = []
         last_end = -1
+        terms = topic.terms
         requires = self._requires[ti]
         unless = self._unless[ti]
         for h in hits:
             if h.start < last_end:
                 continue
             req = requires[h.term]
-            if req and not any(cues[c] for c in req):
-                continue
+            if req:
+                window = terms[h.term].window
+                if window is None:
+                    if not any(c in cues for c in req):
+                        continue
+                elif not any(
+                    h.start - window <= pos <= h.end + window for c in req for pos in cues.get(c, ())
+                ):
+                    continue
             unl = unless[h.term]
-            if unl and any(cues[c] for c in unl):
+            if unl and any(c in cues for c in unl):
                 continue
             kept.append(h)
             last_end = h.end
-        terms = topic.terms
         if kept and all(terms[h.term].context for h in kept):
             kept = []
         if not kept:
@@ -325,17 +380,21 @@ class Tagger:
         matches: dict[str, int] = {}
         for h in kept:
             counts = per_term.setdefault(h.term, [0.0, 0.0])
+            factor = LIST_FACTOR if _in_list(full, h.start, h.end) else 1.0
             if h.start < title_end:
-                counts[0] += 1.0
+                counts[0] += factor
             elif lead_start <= h.start < lead_end:
-                counts[1] += topic.lead_weight
+                counts[1] += topic.lead_weight * factor
             else:
-                counts[1] += 1.0
+                counts[1] += factor
             matches[h.surface] = matches.get(h.surface, 0) + 1
         raw = 0.0
         for idx, (in_title, in_text) in per_term.items():
             term: Term = terms[idx]
             raw += term.weight * (topic.title_weight * _sat(in_title) + _sat(in_text) / norm)
+        damp = self._dampen[ti]
+        if damp and any(c in cues for c in damp):
+            raw *= topic.dampen_factor
         score = raw / (raw + SCORE_HALF)
         return TopicTag(slug=topic.slug, score=round(score, 4), matches=matches)
 

@@ -35,6 +35,7 @@ _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_TITLE_WEIGHT = 2.0
 DEFAULT_LEAD_WEIGHT = 1.5
+DEFAULT_DAMPEN_FACTOR = 0.5
 
 # Characters mapped one-to-one so that offsets in the normalised text stay aligned with the original.
 _FOLD = (
@@ -85,6 +86,7 @@ class Term:
     unless: tuple[str, ...] = ()
     case_sensitive: bool = False
     context: bool = False
+    window: int | None = None
     source: str = ""
 
 
@@ -94,6 +96,8 @@ class Topic:
     name: str
     terms: tuple[Term, ...]
     exclude: tuple[str, ...] = ()
+    dampen: tuple[str, ...] = ()
+    dampen_factor: float = DEFAULT_DAMPEN_FACTOR
     threshold: float = DEFAULT_THRESHOLD
     title_weight: float = DEFAULT_TITLE_WEIGHT
     lead_weight: float = DEFAULT_LEAD_WEIGHT
@@ -182,6 +186,8 @@ def _canon(topic: Topic) -> dict[str, Any]:
         "title_weight": topic.title_weight,
         "lead_weight": topic.lead_weight,
         "exclude": sorted(topic.exclude),
+        "dampen": sorted(topic.dampen),
+        "dampen_factor": topic.dampen_factor,
         "terms": [
             [
                 t.label,
@@ -191,6 +197,7 @@ def _canon(topic: Topic) -> dict[str, Any]:
                 sorted(t.unless),
                 t.case_sensitive,
                 t.context,
+                t.window,
             ]
             for t in topic.terms
         ],
@@ -244,8 +251,30 @@ def _mapping(filename: str, node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.
     return out
 
 
-_TOPIC_KEYS = {"slug", "name", "description", "threshold", "title_weight", "lead_weight", "terms", "exclude"}
-_TERM_KEYS = {"match", "weight", "label", "requires", "unless", "case_sensitive", "context", "lang", "note"}
+_TOPIC_KEYS = {
+    "slug",
+    "name",
+    "description",
+    "threshold",
+    "title_weight",
+    "lead_weight",
+    "terms",
+    "exclude",
+    "dampen",
+    "dampen_factor",
+}
+_TERM_KEYS = {
+    "match",
+    "weight",
+    "label",
+    "requires",
+    "window",
+    "unless",
+    "case_sensitive",
+    "context",
+    "lang",
+    "note",
+}
 
 
 def _scalar(filename: str, node: yaml.Node, what: str) -> Any:
@@ -343,6 +372,15 @@ def _parse_topic(filename: str, node: yaml.Node) -> Topic:
     if "exclude" in m:
         for raw, item in _strings(filename, m["exclude"][1], "exclude phrase"):
             exclude.append(_form(filename, item, raw, "exclude phrase", stem_ok=False))
+    dampen: list[str] = []
+    if "dampen" in m:
+        for raw, item in _strings(filename, m["dampen"][1], "dampen cue"):
+            dampen.append(_form(filename, item, raw, "dampen cue"))
+    dampen_factor = (
+        _number(filename, m["dampen_factor"][1], "dampen_factor", lo=0.0, hi=1.0)
+        if "dampen_factor" in m
+        else DEFAULT_DAMPEN_FACTOR
+    )
     if "terms" not in m:
         raise TaxonomyError(f"{_where(filename, node)}: topic {slug!r} has no 'terms'")
     terms_node = m["terms"][1]
@@ -356,6 +394,8 @@ def _parse_topic(filename: str, node: yaml.Node) -> Topic:
         name=name,
         terms=terms,
         exclude=tuple(exclude),
+        dampen=tuple(dampen),
+        dampen_factor=dampen_factor,
         threshold=threshold,
         title_weight=title_weight,
         lead_weight=lead_weight,
@@ -408,6 +448,11 @@ def _parse_term(filename: str, node: yaml.Node) -> Term:
         else ()
     )
     context = _bool(filename, m["context"][1], "context") if "context" in m else False
+    window: int | None = None
+    if "window" in m:
+        if not requires:
+            raise TaxonomyError(f"{_where(filename, m['window'][0])}: 'window' needs 'requires' cues")
+        window = int(_number(filename, m["window"][1], "window", lo=1.0, hi=100000.0))
     for key in ("lang", "note"):
         if key in m:
             _string(filename, m[key][1], key)
@@ -419,5 +464,6 @@ def _parse_term(filename: str, node: yaml.Node) -> Term:
         unless=unless,
         case_sensitive=case_sensitive,
         context=context,
+        window=window,
         source=_where(filename, node),
     )
