@@ -229,8 +229,17 @@ class FeedFailure:
     detail: str
 
 
-def parse_archived_feed(ref: RecordRef, uri: str, content_type: str | None) -> ParsedFeed | FeedFailure:
-    """Worker side: read one feed record and parse it (runs in the extraction pool)."""
+@dataclass(frozen=True)
+class ParsedDoc:
+    """A parsed feed document, already canonicalised into candidates (in the worker, off the main process)."""
+
+    entries: int
+    candidates: list[Candidate]
+    rejected: list[tuple[Entry, str]]
+
+
+def parse_archived_feed(ref: RecordRef, uri: str, content_type: str | None, fetched_at: datetime) -> ParsedDoc | FeedFailure:
+    """Worker side: read one feed record, parse it, canonicalise its entries (runs in the process pool)."""
     try:
         body = read_body(ref)
     except WarcReadError as exc:
@@ -239,21 +248,25 @@ def parse_archived_feed(ref: RecordRef, uri: str, content_type: str | None) -> P
         parsed: ParsedFeed = parse_feed(body, uri, content_type)
     except FeedParseError as exc:
         return FeedFailure(exc.reason, str(exc))
-    return parsed
+    if parsed.bozo and not parsed.entries:
+        # as in the live poll: ill-formed with nothing salvageable is a broken feed, not an empty one
+        return FeedFailure("ill-formed", parsed.bozo)
+    candidates, rejected = entry_candidates(parsed, FeedSource(url=uri), fetched_at)
+    return ParsedDoc(len(parsed.entries), candidates, rejected)
 
 
 async def _parsed_in_order(
     docs: Sequence[FeedDoc], executor: object, ahead: int
-) -> AsyncIterator[tuple[FeedDoc, ParsedFeed | FeedFailure]]:
+) -> AsyncIterator[tuple[FeedDoc, ParsedDoc | FeedFailure]]:
     """Feed documents parsed in the pool, yielded in archive-time order, ``ahead`` in flight."""
     loop = asyncio.get_running_loop()
-    pending: deque[tuple[FeedDoc, asyncio.Future[ParsedFeed | FeedFailure]]] = deque()
+    pending: deque[tuple[FeedDoc, asyncio.Future[ParsedDoc | FeedFailure]]] = deque()
     remaining = iter(docs)
 
     def submit() -> None:
         doc = next(remaining, None)
         if doc is not None:
-            future = loop.run_in_executor(executor, parse_archived_feed, doc.ref, doc.uri, doc.content_type)  # type: ignore[arg-type]
+            future = loop.run_in_executor(executor, parse_archived_feed, doc.ref, doc.uri, doc.content_type, doc.date)  # type: ignore[arg-type]
             pending.append((doc, future))
 
     for _ in range(ahead):
@@ -403,8 +416,8 @@ async def _replay(
         summary.records_read = stats.records
         summary.malformed_records = stats.malformed
         log.info(
-            "replay index files=%d records=%d feeds=%d pages=%d redirects=%d skipped=%d malformed=%d",
-            stats.files, stats.records, len(index.feeds), len(index.pages), len(index.redirects),
+            "replay index seconds=%.1f files=%d records=%d feeds=%d pages=%d redirects=%d skipped=%d malformed=%d",
+            time.monotonic() - started, stats.files, stats.records, len(index.feeds), len(index.pages), len(index.redirects),
             index.skipped, stats.malformed,
         )
 
@@ -441,11 +454,10 @@ async def _replay(
                     run.dead_letter("parse", f"parse: {result.reason}", doc.uri, doc.uri, result.detail)
                 continue
             summary.feeds_polled += 1
-            candidates, rejected = entry_candidates(result, FeedSource(url=doc.uri), doc.date)
-            summary.entries_seen += len(result.entries)
-            for entry, reason in rejected:
+            summary.entries_seen += result.entries
+            for entry, reason in result.rejected:
                 run.dead_letter("parse", reason.split(":")[0], entry.link, doc.uri, _rejected_detail(entry, reason))
-            for candidate in candidates:
+            for candidate in result.candidates:
                 claimed.add(index.resolve(candidate.url))
                 if run.take(candidate):
                     chunk.append(candidate)
@@ -457,6 +469,7 @@ async def _replay(
         if in_flight is not None:
             await in_flight
         await run.process(chunk)
+        log.info("replay feeds done docs=%d seconds=%.1f", len(docs), time.monotonic() - started)
 
         # pages no selected feed entry links to, as feedless articles
         if not selection.feeds:
