@@ -20,6 +20,7 @@ from newswire.contract import DeadLetter, utc_iso, utc_now
 from newswire.pipeline import (
     Candidate,
     FeedPoll,
+    Outcome,
     LivePages,
     Processor,
     RunSummary,
@@ -209,6 +210,14 @@ async def _run_once(
                 if on_progress is not None:
                     on_progress(done, len(fresh))
 
+            def commit(batch: list[Outcome]) -> None:
+                rows = [
+                    PublishedRow(o.candidate.id, o.candidate.url, _feed_url(o.candidate))
+                    for o in batch
+                    if o.status != "failed"
+                ]
+                store.mark_published(rows, utc_now())
+
             processor = Processor(
                 settings=settings,
                 tagger=tagger,
@@ -216,19 +225,19 @@ async def _run_once(
                 publisher=publisher,
                 executor=executor,
                 on_progress=progressed,
+                on_batch=commit,
             )
             pages = LivePages(fetcher.fetch, archive.write if archive is not None else None, fetch_log)
             outcomes = await processor.process(fresh, pages)
 
         # commit: ids first (only what the broker acknowledged), then the feeds' validators
         if letters:
-            for result in await asyncio.to_thread(publisher.send_batch, letters):
+            for result in await processor.send(letters):
                 if result.ok:
                     summary.dead_letters += 1
                 else:
                     summary.publish_failures += 1
         finished = utc_now()
-        rows: list[PublishedRow] = []
         for outcome in outcomes:
             candidate = outcome.candidate
             key = _feed_url(candidate)
@@ -239,7 +248,6 @@ async def _run_once(
                 summary.publish_failures += 1
                 continue
             tallies[key].pending -= 1
-            rows.append(PublishedRow(candidate.id, candidate.url, candidate.feed.url if candidate.feed else None))
             if outcome.status == "dead-letter":
                 summary.dead_letters += 1
             else:
@@ -251,7 +259,6 @@ async def _run_once(
                 assert outcome.message is not None
                 for topic in outcome.message.topics:
                     summary.topics[topic.slug] = summary.topics.get(topic.slug, 0) + 1
-        store.mark_published(rows, finished)
         store.log_fetches(fetch_log)
         for item in polls:
             tally = tallies[item.feed.url]

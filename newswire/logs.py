@@ -35,6 +35,9 @@ def setup_logging(verbosity: int, log_file: Path | None) -> None:
     terminal = logging.StreamHandler(sys.stderr)
     terminal.setLevel(level)
     terminal.setFormatter(_OneLine(_FORMAT, "%H:%M:%S"))
+    if verbosity < 2:
+        # kafka-python logs every reconnect attempt as an error; newswire reports the outcome itself
+        terminal.addFilter(lambda record: not record.name.startswith(("kafka", "prefect", "uvicorn")))
     root.addHandler(terminal)
     if log_file is not None:
         try:

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from newswire import __version__
 from newswire.config import Settings
-from newswire.connectors.kafka import Outgoing, Publisher, SendResult
+from newswire.connectors.kafka import BrokerUnavailable, Outgoing, Publisher, SendResult
 from newswire.connectors.state import FeedState, PublishedRow, StateStore
 from newswire.contract import ArticleMessage, DeadLetter, topic_for, utc_iso, utc_now
 from newswire.processors.canonical import InvalidURL, article_id, canonical_url
@@ -131,6 +131,9 @@ class Processor:
     executor: Executor
     replayed: bool = False
     on_progress: Callable[[int], None] | None = None
+    # called with each batch's outcomes as soon as the broker answered, so acknowledged articles are
+    # marked done at once and a later failure in the same run cannot make them publish twice
+    on_batch: Callable[[list[Outcome]], None] | None = None
 
     async def process(self, candidates: Sequence[Candidate], pages: PageSource) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -142,11 +145,25 @@ class Processor:
             for future in asyncio.as_completed(pending):
                 inputs.append(await future)
                 if len(inputs) >= self.settings.publish_batch:
-                    outcomes.extend(await self._publish(inputs))
+                    outcomes.extend(await self._publish_and_commit(inputs))
                     inputs = []
             if inputs:
-                outcomes.extend(await self._publish(inputs))
+                outcomes.extend(await self._publish_and_commit(inputs))
         return outcomes
+
+    async def _publish_and_commit(self, inputs: list[tuple[ArticleInput, str | None]]) -> list[Outcome]:
+        outcomes = await self._publish(inputs)
+        if self.on_batch is not None:
+            self.on_batch(outcomes)
+        return outcomes
+
+    async def send(self, items: list[Outgoing]) -> list[SendResult]:
+        """Per-item results; a broker that is gone fails the items instead of ending the run."""
+        try:
+            return await asyncio.to_thread(self.publisher.send_batch, items)
+        except BrokerUnavailable as exc:
+            log.warning("publish failed: broker unavailable: %s", exc)
+            return [SendResult(item=i, ok=False, error="unreachable") for i in items]
 
     async def _prepare(self, candidate: Candidate, pages: PageSource) -> tuple[ArticleInput, str | None]:
         page_error: str | None = None
@@ -213,7 +230,7 @@ class Processor:
             )
             prepared.append((candidate, message, page_error))
             outgoing.extend(article_outgoing(self.settings.topic_prefix, message, ref=("msg", candidate)))
-        results = await asyncio.to_thread(self.publisher.send_batch, outgoing)
+        results = await self.send(outgoing)
         by_candidate: dict[str, list[SendResult]] = {}
         for result in results:
             kind, candidate = result.item.ref  # type: ignore[misc]
@@ -242,7 +259,7 @@ class Processor:
                 log.warning("publish failed id=%s url=%s errors=%s", candidate.id, candidate.url, errors)
                 outcomes.append(Outcome(candidate, "failed", message, message.text_source, page_error))
         if too_large:
-            for result in await asyncio.to_thread(self.publisher.send_batch, too_large):
+            for result in await self.send(too_large):
                 _, candidate = result.item.ref  # type: ignore[misc]
                 outcomes.append(Outcome(candidate, "dead-letter" if result.ok else "failed"))
         return outcomes

@@ -120,7 +120,7 @@ def test_second_run_uses_conditional_requests_and_publishes_nothing_new(
     for url in good_feeds:
         path = url.removeprefix(sample_web.base_url)
         (request,) = sample_web.requests_for(path)
-        assert request.headers.get("If-None-Match") or request.headers.get("If-Modified-Since")
+        assert request.headers.get("if-none-match") or request.headers.get("if-modified-since")
         assert request.status == 304
     # no article page is fetched again
     assert not [r for r in sample_web.requests if r.path.startswith("/articles/")]
