@@ -10,7 +10,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -49,7 +49,29 @@ _MIGRATIONS: list[str] = [
     );
     CREATE INDEX fetch_log_url ON fetch_log(url);
     """,
+    # 2: adaptive schedule and health (processors/schedule.py), discovery
+    """
+    ALTER TABLE feeds ADD COLUMN rate_count REAL;
+    ALTER TABLE feeds ADD COLUMN rate_since TEXT;
+    ALTER TABLE feeds ADD COLUMN ttl_seconds INTEGER;
+    ALTER TABLE feeds ADD COLUMN retry_after_until TEXT;
+    ALTER TABLE feeds ADD COLUMN parked_since TEXT;
+    ALTER TABLE feeds ADD COLUMN failing_since TEXT;
+    ALTER TABLE feeds ADD COLUMN schedule_reason TEXT;
+    ALTER TABLE feeds ADD COLUMN last_page_error TEXT;
+    ALTER TABLE feeds ADD COLUMN discovered_url TEXT;
+    """,
 ]
+
+_TIME_COLUMNS = (
+    "last_poll_at",
+    "last_success_at",
+    "next_poll_at",
+    "rate_since",
+    "retry_after_until",
+    "parked_since",
+    "failing_since",
+)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -81,9 +103,28 @@ class FeedState:
     entries_seen: int = 0
     page_failures: int = 0
     next_poll_at: datetime | None = None
+    # schedule (see newswire.processors.schedule)
+    rate_count: float | None = None  # decayed count of new entries
+    rate_since: datetime | None = None
+    ttl_seconds: int | None = None  # the publisher's ttl / sy:updatePeriod hint
+    retry_after_until: datetime | None = None  # a 429/503 asked us to wait until then
+    parked_since: datetime | None = None  # parked after repeated failures (None: not parked)
+    failing_since: datetime | None = None  # first failure of the current run of failures
+    schedule_reason: str | None = None  # what decided next_poll_at
+    # health
+    last_page_error: str | None = None  # reason of the last article page that could not be used
+    discovered_url: str | None = None  # the feed found on the listed page (feed discovery)
 
     def is_due(self, now: datetime) -> bool:
         return self.next_poll_at is None or self.next_poll_at <= now
+
+    @property
+    def parked(self) -> bool:
+        return self.parked_since is not None
+
+    def waiting(self, now: datetime) -> bool:
+        """A server asked (Retry-After) not to be polled before a time still in the future."""
+        return self.retry_after_until is not None and self.retry_after_until > now
 
 
 @dataclass(frozen=True)
@@ -162,29 +203,36 @@ class StateStore:
             rows = cur.fetchall()
         return [_feed_from_row(names, row) for row in rows]
 
+    def feeds_for(self, urls: Iterable[str]) -> dict[str, FeedState]:
+        """The stored states of these feeds (missing ones left out), in a few queries, not one per feed."""
+        wanted = list(dict.fromkeys(urls))
+        found: dict[str, FeedState] = {}
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                cur = self._db.execute(f"SELECT * FROM feeds WHERE url IN ({marks})", chunk)
+                names = [d[0] for d in cur.description]
+                for row in cur.fetchall():
+                    state = _feed_from_row(names, row)
+                    found[state.url] = state
+        return found
+
     def save_feed(self, state: FeedState) -> None:
-        values = {
-            "url": state.url,
-            "title": state.title,
-            "etag": state.etag,
-            "last_modified": state.last_modified,
-            "body_hash": state.body_hash,
-            "last_poll_at": _iso(state.last_poll_at),
-            "last_success_at": _iso(state.last_success_at),
-            "last_status": state.last_status,
-            "last_error": state.last_error,
-            "consecutive_failures": state.consecutive_failures,
-            "entries_seen": state.entries_seen,
-            "page_failures": state.page_failures,
-            "next_poll_at": _iso(state.next_poll_at),
-        }
-        columns = ", ".join(values)
-        marks = ", ".join(f":{k}" for k in values)
-        updates = ", ".join(f"{k} = excluded.{k}" for k in values if k != "url")
+        self.save_feeds([state])
+
+    def save_feeds(self, states: Iterable[FeedState]) -> None:
+        """Insert or update many feeds in one transaction (a poll cycle of 10,000 feeds is one commit)."""
+        rows = [_feed_values(s) for s in states]
+        if not rows:
+            return
+        columns = ", ".join(rows[0])
+        marks = ", ".join(f":{k}" for k in rows[0])
+        updates = ", ".join(f"{k} = excluded.{k}" for k in rows[0] if k != "url")
         with self._tx() as db:
-            db.execute(
+            db.executemany(
                 f"INSERT INTO feeds ({columns}) VALUES ({marks}) ON CONFLICT(url) DO UPDATE SET {updates}",
-                values,
+                rows,
             )
 
     # published ids -----------------------------------------------------------------------------------
@@ -230,11 +278,20 @@ class StateStore:
             query += " WHERE url = ?"
             args = (url,)
         with self._lock:
-            return [tuple(r) for r in self._db.execute(query + " ORDER BY seq", args)]  # type: ignore[misc]
+            return [tuple(r) for r in self._db.execute(query + " ORDER BY seq", args)]
+
+
+def _feed_values(state: FeedState) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for item in fields(FeedState):
+        value = getattr(state, item.name)
+        values[item.name] = _iso(value) if item.name in _TIME_COLUMNS else value
+    return values
 
 
 def _feed_from_row(names: list[str], row: tuple[object, ...]) -> FeedState:
     data = dict(zip(names, row))
-    for key in ("last_poll_at", "last_success_at", "next_poll_at"):
+    for key in _TIME_COLUMNS:
         data[key] = _dt(data[key])  # type: ignore[arg-type]
-    return FeedState(**data)  # type: ignore[arg-type]
+    known = {item.name for item in fields(FeedState)}
+    return FeedState(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
