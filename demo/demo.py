@@ -25,7 +25,7 @@ from webserver import start_server  # noqa: E402
 from newswire.connectors.kafka import KafkaSettings, consume  # noqa: E402
 from newswire.devbroker import DevBroker, DevBrokerError, free_port  # noqa: E402
 
-console = Console()
+console = Console(width=max(Console().width, 150))
 
 
 def main() -> int:
@@ -58,13 +58,13 @@ def main() -> int:
             done = subprocess.run(command, env=env, check=False)
             console.print(f"newswire run exited {done.returncode} after {time.monotonic() - started:.1f} s")
             settings = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix=prefix)
-            articles = [json.loads(r.value) for r in consume(settings, [f"{prefix}.articles"], from_beginning=True, timeout_s=3)]
-            letters = [json.loads(r.value) for r in consume(settings, [f"{prefix}.deadletter"], from_beginning=True, timeout_s=2)]
+            articles = [json.loads(r.value) for r in consume(settings, [f"{prefix}.articles"], from_beginning=True, timeout_s=1.5)]
+            letters = [json.loads(r.value) for r in consume(settings, [f"{prefix}.deadletter"], from_beginning=True, timeout_s=1.0)]
             show(articles, letters)
             per_topic = {}
             for slug in ("afghanistan", "russia", "china", "civil-military"):
                 topic = f"{prefix}.topic.{slug}"
-                per_topic[slug] = sum(1 for _ in consume(settings, [topic], from_beginning=True, timeout_s=1.5))
+                per_topic[slug] = sum(1 for _ in consume(settings, [topic], from_beginning=True, timeout_s=1.0))
             console.print("topic streams: " + ", ".join(f"{prefix}.topic.{k}: {v}" for k, v in per_topic.items()))
             return 0 if done.returncode == 0 and articles else 1
     finally:

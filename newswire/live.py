@@ -120,7 +120,7 @@ async def _run_once(
                 if result.not_modified:
                     return item
                 if not result.ok:
-                    item.error = result.error or f"http-{result.status}"
+                    item.error, item.detail = result.error or f"http-{result.status}", result.detail
                     return item
                 if archive is not None:
                     archive.write(result, "feed")
@@ -130,11 +130,11 @@ async def _run_once(
                 try:
                     parsed = parse_feed(result.body, result.final_url, result.headers.get("content-type"))
                 except FeedParseError as exc:
-                    item.error, item.stage = f"parse: {exc.reason}", "parse"
+                    item.error, item.stage, item.detail = exc.reason, "parse", str(exc)
                     return item
                 if parsed.bozo and not parsed.entries:
                     # ill-formed and nothing salvageable: a broken feed, not an empty one
-                    item.error, item.stage = f"parse: ill-formed ({parsed.bozo})"[:300], "parse"
+                    item.error, item.stage, item.detail = "ill-formed", "parse", parsed.bozo[:300]
                     return item
                 item.parsed = parsed
                 return item
@@ -154,7 +154,7 @@ async def _run_once(
                     summary.feeds_unchanged += 1
                 if item.error is not None:
                     summary.feeds_failed += 1
-                    log.warning("feed failed url=%s reason=%s", item.feed.url, item.error)
+                    log.info("feed failed url=%s stage=%s reason=%s detail=%s", item.feed.url, item.stage, item.error, item.detail)
                 if item.error is not None and _newly_failing(item):
                     letters.append(
                         _dead_letter_out(
@@ -166,7 +166,7 @@ async def _run_once(
                                 feed_url=item.feed.url,
                                 at=utc_iso(utc_now()),
                                 attempts=(item.previous.consecutive_failures if item.previous else 0) + 1,
-                                detail=item.result.detail,
+                                detail=item.detail,
                             ),
                             ref=None,
                         )
@@ -280,7 +280,9 @@ def _newly_failing(item: FeedPoll) -> bool:
     """A failing feed is dead-lettered when it starts failing or fails differently, not on every poll
     (its health in the state store tells the rest)."""
     previous = item.previous
-    return previous is None or previous.consecutive_failures == 0 or previous.last_error != item.error
+    if previous is None or previous.consecutive_failures == 0 or previous.last_error is None:
+        return True
+    return not previous.last_error.startswith(f"{item.stage}: {item.error}")
 
 
 def _feed_url(candidate: Candidate) -> str:

@@ -321,8 +321,9 @@ class FeedPoll:
     previous: FeedState | None
     result: FetchResult
     parsed: ParsedFeed | None = None
-    error: str | None = None  # fetch or parse failure reason
+    error: str | None = None  # fetch or parse failure: a short reason code (timeout, http-500, ill-formed...)
     stage: str = "fetch"
+    detail: str | None = None  # the human sentence behind the reason
     unchanged: bool = False
 
 
@@ -341,6 +342,13 @@ class LivePages:
         if self._archive is not None and result.ok:
             self._archive(result, "page")
         return result
+
+
+def _health_error(poll: FeedPoll) -> str | None:
+    if poll.error is None:
+        return None
+    text = f"{poll.stage}: {poll.error}" + (f" ({poll.detail})" if poll.detail else "")
+    return text[:500]
 
 
 def next_poll(now: datetime, interval: timedelta, failures: int, retry_after: datetime | None = None) -> datetime:
@@ -385,7 +393,7 @@ def feed_state_after(
         title=(poll.parsed.title if poll.parsed and poll.parsed.title else prev.title or poll.feed.title),
         last_poll_at=now,
         last_status=result.status,
-        last_error=poll.error,
+        last_error=_health_error(poll),
         consecutive_failures=failures,
         entries_seen=prev.entries_seen + entries_seen,
         page_failures=prev.page_failures + page_failures,
