@@ -12,13 +12,17 @@ How it works (the long version is docs/tagging.md):
    exclude phrases (e.g. 俄亥俄 "Ohio" hides 俄).
 3. Per topic: hits inside an exclude phrase ("made in china", "junta de andalucía") or inside a
    dateline ("MOSCOW (Reuters) -") are dropped; overlapping hits keep the longest; a term with
-   ``requires`` counts only when one of its cues occurs in the item, one with ``unless`` only when
-   none does; ``context`` terms count only next to a non-context term of the topic.
+   ``requires`` counts only when one of its cues occurs in the item (with ``window``, within that many
+   characters of the hit), one with ``unless`` only when none does; ``context`` terms count only next
+   to a non-context term of the topic; a hit that is one item of an enumeration of three or more names
+   ("Germany, Russia, India and Brazil") counts a quarter.
 4. Score: each term adds ``weight * sat(count)`` (sat = 1 + ln count, so repetition has diminishing
    returns), hits in the title multiplied by the topic's ``title_weight``, in the lead by
-   ``lead_weight``; text evidence is divided by ``sqrt(words / 120)`` for texts longer than 120 words
-   (a few mentions in a long article is a passing mention, in a headline it is the story); the raw
-   evidence r maps to ``r / (r + 6)`` in [0, 1). A topic is tagged when score >= its threshold.
+   ``lead_weight``; text evidence is divided by ``(words / 200) ** 0.4`` for texts longer than 200
+   words (a few mentions in a long article are a passing mention, in a headline they are the story);
+   a topic's ``dampen`` cues (sports, human-interest words) multiply its evidence by
+   ``dampen_factor``; the raw evidence r maps to ``r / (r + 6)`` in [0, 1). A topic is tagged when
+   score >= its threshold.
 """
 
 from __future__ import annotations
@@ -103,7 +107,50 @@ _LIST_ITEM_RIGHT = re.compile(
 )
 
 
+_LIST_BEFORE = (
+    ",",
+    ", ",
+    "、",
+    "，",
+    "和",
+    "与",
+    " and ",
+    " or ",
+    " und ",
+    " oder ",
+    " et ",
+    " ou ",
+    " y ",
+    " o ",
+    " e ",
+    " и ",
+    " или ",
+)
+_LIST_AFTER = (
+    ",",
+    "'s,",
+    "、",
+    "，",
+    "和",
+    "与",
+    " and ",
+    " or ",
+    " und ",
+    " oder ",
+    " et ",
+    " ou ",
+    " y ",
+    " o ",
+    " e ",
+    " и ",
+    " или ",
+)
+
+
 def _in_list(text: str, start: int, end: int) -> bool:
+    # Cheap test first: an enumerated name has a separator right beside it.
+    if not text.startswith(_LIST_AFTER, end) and not text[max(0, start - 7) : start].endswith(_LIST_BEFORE):
+        return False
     items = 1
     left = text[max(0, start - 120) : start]
     while items < 3:

@@ -345,6 +345,59 @@ terms:
     assert slugs(tags) == {"cm"} and tags[0].matches == {"junta": 1, "troops": 1}
 
 
+def test_window_requires_the_cue_nearby() -> None:
+    tax = load_taxonomy_text(
+        "slug: w\nterms:\n  - match: [troops]\n    weight: 6\n    requires: [lockdown]\n    window: 30\n"
+    )
+    tagger = Tagger(tax)
+    assert slugs(tagger.tag(None, "Troops were sent to enforce the lockdown.")) == {"w"}
+    far = (
+        "Troops were sent north. "
+        + "The weather was fine and the roads were open. " * 5
+        + "A lockdown began."
+    )
+    assert slugs(tagger.tag(None, far)) == set()
+
+
+def test_dampen_cues_lower_the_score() -> None:
+    base = "slug: d\nterms:\n  - match: [kremlin]\n    weight: 6\n"
+    plain = Tagger(load_taxonomy_text(base))
+    damped = Tagger(load_taxonomy_text(base + "dampen: [influencer]\ndampen_factor: 0.5\n"))
+    text = "The Kremlin influencer posted again."
+    assert damped.score(None, text)[0].score < plain.score(None, text)[0].score
+    assert damped.score(None, "The Kremlin said.")[0].score == plain.score(None, "The Kremlin said.")[0].score
+
+
+def test_an_enumerated_name_counts_less_than_a_name_in_a_sentence(tagger: Tagger) -> None:
+    listed = {t.slug: t for t in tagger.score(None, "Exports rose to Germany, Russia, India and Brazil.")}
+    alone = {t.slug: t for t in tagger.score(None, "Exports to Russia rose sharply.")}
+    assert 0 < listed["russia"].score < alone["russia"].score
+    assert "russia" not in slugs(tagger.tag(None, "Exports rose to Germany, Russia, India and Brazil."))
+
+
+def test_the_us_trump_russia_probe_is_not_russia(tagger: Tagger) -> None:
+    text = "Senate Republicans say the Russia probe will focus on who knew what and when."
+    assert "russia" not in slugs(tagger.tag("Senator on the Russia probe's biggest questions", text))
+
+
+def test_troops_at_home_and_generals_in_politics_are_civil_military(tagger: Tagger) -> None:
+    assert "civil-military" in slugs(
+        tagger.tag("National Guard arrives as looting spreads", "Police were overwhelmed by protests.")
+    )
+    assert "civil-military" in slugs(
+        tagger.tag(None, "Soldiers were deployed to enforce the lockdown in the capital, the army said.")
+    )
+    assert "civil-military" in slugs(
+        tagger.tag(
+            "Defense Secretary defies Trump over troops", "The Pentagon chief clashed with the president."
+        )
+    )
+    # Military words without a civilian or domestic relation are not enough.
+    assert "civil-military" not in slugs(
+        tagger.tag("Pentagon releases UFO videos", "The Pentagon released three Navy videos.")
+    )
+
+
 def test_case_sensitive_terms() -> None:
     tax = load_taxonomy_text("slug: c\nterms:\n  - match: [PLA]\n    weight: 6\n    case_sensitive: true\n")
     tagger = Tagger(tax)
