@@ -1,0 +1,119 @@
+"""Quality gate on the held-out evaluation splits (like trafilatura's tests/eval_gate.py).
+
+Each part (tagging, ...) computes its held-out figures from ../shared/corpus (or $NEWSWIRE_CORPUS) and
+fails when one drops more than TOLERANCE under the floor pinned in tests/eval_floors.json under the
+part's key. Without the corpus the parts are skipped with the reason. Runs under pytest (CI) and as a
+script that prints the figures next to their floors:
+
+    python tests/eval_gate.py
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FLOORS = Path(__file__).with_name("eval_floors.json")
+TOLERANCE = 0.01
+
+
+def load_floors(part: str) -> dict[str, Any]:
+    if not FLOORS.is_file():
+        return {}
+    data: dict[str, Any] = json.loads(FLOORS.read_text(encoding="utf-8"))
+    return dict(data.get(part, {}))
+
+
+def _module(name: str, path: Path) -> ModuleType:
+    """Import a script of eval/ (a folder of scripts, not a package)."""
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- tagging
+
+
+def tagging_figures() -> dict[str, dict[str, dict[str, Any]]] | None:
+    """Held-out figures per set and topic, or None without the corpus."""
+    te = _module("tagging_eval", REPO / "eval" / "tagging_eval.py")
+    texts = _module("texts", REPO / "eval" / "texts.py")
+    corpus = texts.corpus_root()
+    if corpus is None:
+        return None
+    from newswire.processors.tagging import Tagger, load_taxonomy
+
+    taxonomy = load_taxonomy()
+    tagger = Tagger(taxonomy)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for set_name, filename in te.SETS.items():
+        labels = [lab for lab in te.load_labels(te.LABELS / filename) if lab.split == "heldout"]
+        if not labels:
+            continue
+        if set_name == "feeds":
+            items = texts.feed_items(corpus)
+        else:
+            items = texts.article_items(corpus, {lab.key for lab in labels})
+        rows = te.score_rows(tagger, labels, items, feed=set_name == "feeds")
+        out[set_name] = {
+            t.slug: te.summarise(te.stats_for(rows, t.slug, t.threshold)) for t in taxonomy.topics
+        }
+    return out
+
+
+def tagging_failures(figures: dict[str, dict[str, dict[str, Any]]], floors: dict[str, Any]) -> list[str]:
+    failures: list[str] = []
+    for set_name, topics in floors.get("f1", {}).items():
+        for topic, floor in topics.items():
+            got = figures.get(set_name, {}).get(topic)
+            if got is None:
+                failures.append(f"tagging {set_name}/{topic}: no held-out figures")
+            elif got["f1"] < floor - TOLERANCE:
+                failures.append(
+                    f"tagging {set_name}/{topic}: held-out F1 {got['f1']:.3f} < floor {floor:.3f}"
+                )
+    return failures
+
+
+def test_tagging_gate() -> None:
+    floors = load_floors("tagging")
+    if not floors:
+        pytest.skip("no tagging floors in tests/eval_floors.json")
+    figures = tagging_figures()
+    if figures is None:
+        pytest.skip("corpus not found (../shared/corpus or $NEWSWIRE_CORPUS): tagging gate not run")
+    failures = tagging_failures(figures, floors)
+    assert not failures, "; ".join(failures)
+
+
+def _print_tagging() -> int:
+    floors = load_floors("tagging")
+    figures = tagging_figures()
+    if figures is None:
+        print("tagging: corpus not found, skipped")
+        return 0
+    for set_name, topics in figures.items():
+        for topic, s in topics.items():
+            floor = floors.get("f1", {}).get(set_name, {}).get(topic)
+            pinned = f"floor {floor:.3f}" if floor is not None else "not pinned"
+            print(f"tagging {set_name:<9}{topic:<15} F1 {s['f1']:.3f} (n+={s['positives']}) {pinned}")
+    failures = tagging_failures(figures, floors)
+    for failure in failures:
+        print("FAIL", failure)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_print_tagging())
