@@ -17,7 +17,7 @@ import typer
 
 from newswire import __version__
 from newswire.config import ConfigError, Settings, default_state_dir, parse_kafka_options
-from newswire.logs import setup_logging
+from newswire.logs import FILE_ONLY, setup_logging
 
 log = logging.getLogger("newswire")
 
@@ -492,15 +492,17 @@ def main() -> None:
         _fail(str(exc), EXIT_USER)
     except unavailable as exc:
         _fail(str(exc), EXIT_UNAVAILABLE)
-    except Exception as exc:  # click's own usage errors come through here too
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            _fail(exc.format_message(), EXIT_USER)
-        if isinstance(exc, click.exceptions.Abort):
+    except Exception as exc:
+        usage = getattr(exc, "format_message", None)
+        if usage is not None and isinstance(getattr(exc, "exit_code", None), int):  # typer/click usage error
+            message = str(usage()).strip()
+            if not message:  # help was shown (no arguments given)
+                raise SystemExit(EXIT_USER) from None
+            _fail(message, EXIT_USER)
+        if type(exc).__name__ == "Abort":
             _fail("aborted", 130)
-        log.exception("internal error")
-        _fail(f"internal error: {type(exc).__name__}: {exc} (traceback in the log file, -v shows where)", EXIT_INTERNAL)
+        log.error("internal error", exc_info=True, extra=FILE_ONLY)
+        _fail(f"internal error: {type(exc).__name__}: {exc} (traceback in the log file)", EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+FILE_ONLY = {"file_only": True}  # ``extra=`` for records that belong in the log file, not on the terminal
 
 
 class _OneLine(logging.Formatter):
@@ -35,6 +36,7 @@ def setup_logging(verbosity: int, log_file: Path | None) -> None:
     terminal = logging.StreamHandler(sys.stderr)
     terminal.setLevel(level)
     terminal.setFormatter(_OneLine(_FORMAT, "%H:%M:%S"))
+    terminal.addFilter(lambda record: not getattr(record, "file_only", False))
     if verbosity < 2:
         # kafka-python logs every reconnect attempt as an error; newswire reports the outcome itself
         terminal.addFilter(lambda record: not record.name.startswith(("kafka", "prefect", "uvicorn")))

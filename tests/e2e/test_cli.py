@@ -1,0 +1,166 @@
+"""The `newswire` command as a user runs it: a real process, real broker, real local web, real Prefect."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from newswire.connectors.kafka import KafkaSettings
+from newswire.devbroker import free_port
+
+from demo.webserver import RunningServer, start_server
+from tests.integration.pipeline_support import SAMPLE
+
+pytestmark = pytest.mark.integration
+
+NEWSWIRE = str(Path(sys.executable).with_name("newswire"))
+
+
+def newswire(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("PREFECT_API_URL", None)
+    return subprocess.run(
+        [NEWSWIRE, *args], capture_output=True, text=True, timeout=timeout, env=full_env, check=False
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("newswire: error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def sample_web() -> Iterator[RunningServer]:
+    with start_server(SAMPLE) as web:
+        yield web
+
+
+@pytest.fixture
+def feeds_file(sample_web: RunningServer, tmp_path: Path) -> Path:
+    path = tmp_path / "feeds.opml"
+    path.write_bytes(sample_web.substitute((SAMPLE / "feeds.opml").read_bytes()))
+    return path
+
+
+def test_run_once_tail_and_feeds_status(
+    feeds_file: Path, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    common = ["--bootstrap-servers", kafka_settings.bootstrap_servers, "--topic-prefix", kafka_settings.topic_prefix]
+    result = newswire("run", "--once", "--feeds", str(feeds_file), "--state-dir", str(state), "--allow-host", "127.0.0.1", *common)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("run: 4 feeds polled")
+    assert "16 articles published (15 from pages, 1 from feeds)" in result.stdout
+    assert result.stderr == ""  # quiet by default: nothing but the summary
+    assert (state / "state.db").exists() and list((state / "archive").glob("*.warc.gz"))
+
+    tail = newswire("tail", "china", "--from-beginning", "--timeout", "2", "--json", *common)
+    assert tail.returncode == 0, tail.stderr
+    china = [json.loads(line) for line in tail.stdout.splitlines()]
+    assert china and all("china" in {t["slug"] for t in m["topics"]} for m in china)
+
+    status = newswire("feeds", "status", "--json", "--state-dir", str(state))
+    assert status.returncode == 0, status.stderr
+    rows = {r["url"].rsplit("/", 1)[-1]: r for r in json.loads(status.stdout)}
+    assert rows["broken.xml"]["consecutive_failures"] == 1 and "ill-formed" in rows["broken.xml"]["last_error"]
+    assert rows["courier.xml"]["http_status"] == 200 and rows["courier.xml"]["entries_seen"] == 6
+
+
+def test_environment_variables_configure_the_run(
+    feeds_file: Path, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    env = {
+        "NEWSWIRE_FEEDS": str(feeds_file),
+        "NEWSWIRE_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "NEWSWIRE_TOPIC_PREFIX": kafka_settings.topic_prefix,
+        "NEWSWIRE_STATE_DIR": str(tmp_path / "envstate"),
+        "NEWSWIRE_ALLOW_HOSTS": "127.0.0.1",
+    }
+    result = newswire("run", "--once", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "16 articles published" in result.stdout
+    assert (tmp_path / "envstate" / "state.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "no such file"),
+        ("<opml><body><outline xmlUrl='http://a/feed'></body></opml>", "not well-formed"),
+        ("http://ok.example/feed\nftp://bad.example/feed\n", ":2: not an http(s) URL"),
+        ("# only a comment\n", "no feeds"),
+    ],
+)
+def test_bad_feed_files_are_one_line_errors(tmp_path: Path, content: str | None, expected: str) -> None:
+    path = tmp_path / "feeds.txt"
+    if content is not None:
+        path.write_text(content)
+    result = newswire("run", "--once", "--feeds", str(path), "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2
+    assert expected in one_line_error(result)
+
+
+def test_bad_options_and_taxonomy_are_one_line_errors(tmp_path: Path, feeds_file: Path) -> None:
+    result = newswire("run", "--once", "--feeds", str(feeds_file), "--interval", "abc")
+    assert result.returncode == 2 and "interval" in one_line_error(result)
+    result = newswire("run", "--once", "--feeds", str(feeds_file), "--topic-prefix", "bad prefix!")
+    assert result.returncode == 2 and "topic-prefix" in one_line_error(result)
+    broken = tmp_path / "tax.yaml"
+    broken.write_text("topics:\n  - slug: x\n    terms: [unclosed\n")
+    result = newswire("run", "--once", "--feeds", str(feeds_file), "--taxonomy", str(broken), "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2 and "tax.yaml" in one_line_error(result)
+
+
+def test_unreachable_broker_is_a_one_line_error_and_marks_nothing(feeds_file: Path, tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    result = newswire(
+        "run", "--once", "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "s"),
+        "--bootstrap-servers", f"127.0.0.1:{port}", "--allow-host", "127.0.0.1",
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert "127.0.0.1" in one_line_error(result)
+
+
+def test_run_once_as_a_prefect_flow_keeps_prefect_quiet(
+    feeds_file: Path, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    result = newswire(
+        "run", "--once", "--prefect", "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "state"),
+        "--allow-host", "127.0.0.1", "--bootstrap-servers", kafka_settings.bootstrap_servers,
+        "--topic-prefix", kafka_settings.topic_prefix,
+        env={"PREFECT_HOME": str(tmp_path / "prefect-home")},
+        timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "16 articles published" in result.stdout
+    assert result.stderr == "", result.stderr  # no Prefect banner, no server logs, no tracebacks
+    assert (tmp_path / "prefect-home").exists()  # Prefect kept out of ~/.prefect
+
+
+def test_prefect_flow_failure_is_one_line(feeds_file: Path, tmp_path: Path) -> None:
+    result = newswire(
+        "run", "--once", "--prefect", "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "state"),
+        "--bootstrap-servers", f"127.0.0.1:{free_port()}",
+        env={"PREFECT_HOME": str(tmp_path / "prefect-home")},
+        timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 3
+    one_line_error(result)
+
+
+def test_demo_runs(tmp_path: Path) -> None:
+    """`make demo`'s driver: starts and stops what it needs, exits 0 with the table printed."""
+    result = subprocess.run(
+        [sys.executable, str(SAMPLE.parent / "demo.py")], capture_output=True, text=True, timeout=240, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "16 articles read back from Kafka" in result.stdout
+    assert "civil-military" in result.stdout
