@@ -38,6 +38,19 @@ class Settings:
     concurrency: int = 32
     per_host: int = 4
     fetch_pages: bool = True
+    discover_feeds: bool = True  # a listed page that is HTML: look for its feed (docs/fetching.md)
+    discovery_probes: int = 8  # feed candidates fetched at most per discovery
+    # schedule (minutes; processors/schedule.py, docs/fetching.md); --interval is a new feed's interval
+    poll_floor: float = 5.0
+    poll_ceiling: float = 24 * 60.0
+    entries_per_poll: float = 1.0
+    rate_window: float = 7 * 24 * 60.0
+    poll_jitter: float = 0.1  # fraction
+    backoff_base: float = 10.0
+    backoff_max: float = 24 * 60.0
+    park_after: int = 10  # consecutive failures
+    park_retry: float = 7 * 24 * 60.0
+    retry_after_max: float = 7 * 24 * 60.0
     # processing
     extract_workers: int = 0  # 0: one per core
     publish_batch: int = 200
@@ -54,6 +67,16 @@ class Settings:
                 raise ConfigError(f"{name.replace('_', '-')} must be positive")
         if self.concurrency < 1 or self.per_host < 1:
             raise ConfigError("--concurrency and --per-host must be at least 1")
+        for name in ("poll_floor", "poll_ceiling", "rate_window", "backoff_base", "backoff_max", "park_retry",
+                     "retry_after_max", "entries_per_poll"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be positive")
+        if self.poll_floor > self.poll_ceiling:
+            raise ConfigError(f"poll-floor ({self.poll_floor:g} min) exceeds poll-ceiling ({self.poll_ceiling:g} min)")
+        if not 0 <= self.poll_jitter < 1:
+            raise ConfigError("poll-jitter must be a fraction in [0, 1)")
+        if self.park_after < 1 or self.discovery_probes < 0:
+            raise ConfigError("park-after must be at least 1 and discovery-probes at least 0")
 
     @property
     def archive_path(self) -> Path:

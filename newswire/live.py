@@ -8,31 +8,31 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from newswire import __version__
 from newswire.config import Settings
 from newswire.connectors.http import Fetcher, FetchSettings
 from newswire.connectors.kafka import KafkaSettings, Outgoing, Publisher
-from newswire.connectors.state import PublishedRow, StateStore
+from newswire.connectors.state import FeedState, PublishedRow, StateStore
 from newswire.connectors.warc_writer import WarcArchive
 from newswire.contract import DeadLetter, utc_iso, utc_now
 from newswire.pipeline import (
     Candidate,
     FeedPoll,
-    Outcome,
     LivePages,
+    Outcome,
     Processor,
     RunSummary,
     _dead_letter_out,
     all_topics,
-    body_hash,
     due_feeds,
     entry_candidates,
     extraction_pool,
     feed_state_after,
 )
-from newswire.processors.feeds import FeedParseError, parse_feed
+from newswire.polling import Poller
+from newswire.processors.schedule import ScheduleSettings
 from newswire.processors.tagging import Tagger, load_taxonomy
 from newswire.records import FeedSource
 
@@ -56,6 +56,30 @@ def fetch_settings(settings: Settings) -> FetchSettings:
     )
 
 
+def schedule_settings(settings: Settings, interval: timedelta = DEFAULT_INTERVAL) -> ScheduleSettings:
+    """The adaptive schedule's knobs; ``interval`` (``--interval``) is the default for a new feed."""
+    minute = timedelta(minutes=1)
+    floor = settings.poll_floor * minute
+    ceiling = settings.poll_ceiling * minute
+    return ScheduleSettings(
+        default_interval=min(max(interval, floor), ceiling),
+        floor=floor,
+        ceiling=ceiling,
+        entries_per_poll=settings.entries_per_poll,
+        rate_window=settings.rate_window * minute,
+        jitter=settings.poll_jitter,
+        backoff_base=settings.backoff_base * minute,
+        backoff_max=settings.backoff_max * minute,
+        park_after=settings.park_after,
+        park_retry=settings.park_retry * minute,
+        retry_after_max=settings.retry_after_max * minute,
+    )
+
+
+#: ``fetcher_factory(settings) -> Fetcher``: tests pass one with their own resolver and network backend.
+FetcherFactory = Callable[[FetchSettings], Fetcher]
+
+
 def kafka_settings(settings: Settings) -> KafkaSettings:
     return KafkaSettings(
         bootstrap_servers=settings.bootstrap_servers,
@@ -69,6 +93,8 @@ class _FeedTally:
     candidates: int = 0
     pending: int = 0  # candidates of this feed not yet ended
     page_failures: int = 0
+    last_page_error: str | None = None
+    new: int = 0  # entries not published before this run (for the feed's publishing rate)
 
 
 def run_once(
@@ -78,10 +104,20 @@ def run_once(
     poll_all: bool = False,
     interval: timedelta = DEFAULT_INTERVAL,
     on_progress: Callable[[int, int], None] | None = None,
+    fetcher_factory: FetcherFactory | None = None,
 ) -> RunSummary:
     """Poll the due feeds (or all), publish every new entry, commit. Raises BrokerUnavailable,
     TaxonomyError, StateError for the caller to report in one line."""
-    return asyncio.run(_run_once(settings, feeds, poll_all=poll_all, interval=interval, on_progress=on_progress))
+    return asyncio.run(
+        _run_once(
+            settings,
+            feeds,
+            poll_all=poll_all,
+            interval=interval,
+            on_progress=on_progress,
+            fetcher_factory=fetcher_factory or Fetcher,
+        )
+    )
 
 
 async def _run_once(
@@ -91,8 +127,10 @@ async def _run_once(
     poll_all: bool,
     interval: timedelta,
     on_progress: Callable[[int, int], None] | None,
+    fetcher_factory: FetcherFactory,
 ) -> RunSummary:
     started = time.monotonic()
+    schedule = schedule_settings(settings, interval)
     summary = RunSummary()
     taxonomy = load_taxonomy(settings.taxonomy)
     tagger = Tagger(taxonomy)
@@ -103,50 +141,32 @@ async def _run_once(
         archive = stack.enter_context(WarcArchive(settings.archive_path)) if settings.archive else None
         executor = stack.enter_context(extraction_pool(settings.extract_workers))
         now = utc_now()
-        targets = list(feeds) if poll_all else due_feeds(feeds, store, now)
+        known = store.feeds_for(f.url for f in feeds)
+        targets = due_feeds(feeds, known, now, poll_all=poll_all)
         fetch_log: list[tuple] = []  # type: ignore[type-arg]
-        async with Fetcher(fetch_settings(settings)) as fetcher:
-
-            async def poll(feed: FeedSource) -> FeedPoll:
-                previous = store.feed(feed.url)
-                result = await fetcher.fetch(
-                    feed.url,
-                    kind="feed",
-                    etag=previous.etag if previous else None,
-                    last_modified=previous.last_modified if previous else None,
-                )
-                fetch_log.append((result.fetched_at, "feed", feed.url, result.status, result.error, len(result.body)))
-                item = FeedPoll(feed=feed, previous=previous, result=result)
-                if result.not_modified:
-                    return item
-                if not result.ok:
-                    item.error, item.detail = result.error or f"http-{result.status}", result.detail
-                    return item
-                if archive is not None:
-                    archive.write(result, "feed")
-                if previous is not None and previous.body_hash == body_hash(result.body):
-                    item.unchanged = True
-                    return item
-                try:
-                    parsed = parse_feed(result.body, result.final_url, result.headers.get("content-type"))
-                except FeedParseError as exc:
-                    item.error, item.stage, item.detail = exc.reason, "parse", str(exc)
-                    return item
-                if parsed.bozo and not parsed.entries:
-                    # ill-formed and nothing salvageable: a broken feed, not an empty one
-                    item.error, item.stage, item.detail = "ill-formed", "parse", parsed.bozo[:300]
-                    return item
-                item.parsed = parsed
-                return item
-
-            polls = await asyncio.gather(*(poll(f) for f in targets))
+        async with fetcher_factory(fetch_settings(settings)) as fetcher:
+            poller = Poller(
+                fetch=fetcher.fetch,
+                executor=executor,
+                archive_write=archive.write if archive is not None else None,
+                fetch_log=fetch_log,
+                discover=settings.discover_feeds,
+                discovery_probes=settings.discovery_probes,
+            )
+            polls = await asyncio.gather(*(poller.poll(f, known.get(f.url)) for f in targets))
             summary.feeds_polled = len(polls)
 
             # canonicalise + dedup, in feed-file order so the first feed carrying an article is its feed
             tallies: dict[str, _FeedTally] = {p.feed.url: _FeedTally() for p in polls}
+            owner: dict[str, str] = {}  # URL a candidate's feed names -> the listed feed's URL
+
+            def listed(candidate: Candidate) -> str:
+                url = _feed_url(candidate)
+                return owner.get(url, url)
             letters: list[Outgoing] = []
             chosen: dict[str, Candidate] = {}
             ordered: list[Candidate] = []
+            ids_of: dict[str, list[str]] = {}  # listed feed URL -> its candidates' ids
             for item in polls:
                 if item.result.not_modified:
                     summary.feeds_not_modified += 1
@@ -173,7 +193,11 @@ async def _run_once(
                     )
                 if item.parsed is None:
                     continue
-                candidates, rejected = entry_candidates(item.parsed, item.feed, item.result.fetched_at)
+                # a feed found by discovery is the entries' feed; state and tallies stay under the listed URL
+                source = FeedSource(item.discovered, item.feed.title) if item.discovered else item.feed
+                owner[source.url] = item.feed.url
+                candidates, rejected = entry_candidates(item.parsed, source, item.result.fetched_at)
+                ids_of[item.feed.url] = [c.id for c in candidates]
                 summary.entries_seen += len(item.parsed.entries)
                 tallies[item.feed.url].candidates = len(candidates)
                 for entry, reason in rejected:
@@ -200,7 +224,9 @@ async def _run_once(
             summary.duplicates += len(already)
             fresh = [c for c in ordered if c.id not in already]
             for candidate in fresh:
-                tallies[_feed_url(candidate)].pending += 1
+                tallies[listed(candidate)].pending += 1
+            for url, ids in ids_of.items():
+                tallies[url].new = sum(1 for i in ids if i not in already)
 
             done = 0
 
@@ -240,9 +266,10 @@ async def _run_once(
         finished = utc_now()
         for outcome in outcomes:
             candidate = outcome.candidate
-            key = _feed_url(candidate)
+            key = listed(candidate)
             if outcome.page_error is not None and outcome.status == "published":
                 tallies[key].page_failures += 1
+                tallies[key].last_page_error = outcome.page_error
                 summary.page_failures += 1
             if outcome.status == "failed":
                 summary.publish_failures += 1
@@ -260,20 +287,36 @@ async def _run_once(
                 for topic in outcome.message.topics:
                     summary.topics[topic.slug] = summary.topics.get(topic.slug, 0) + 1
         store.log_fetches(fetch_log)
-        for item in polls:
-            tally = tallies[item.feed.url]
-            store.save_feed(
-                feed_state_after(
-                    item,
-                    now=finished,
-                    interval=interval,
-                    entries_seen=len(item.parsed.entries) if item.parsed else 0,
-                    page_failures=tally.page_failures,
-                    all_done=tally.pending == 0,
-                )
+        saved = [
+            feed_state_after(
+                item,
+                now=finished,
+                schedule=schedule,
+                entries_seen=len(item.parsed.entries) if item.parsed else 0,
+                page_failures=tallies[item.feed.url].page_failures,
+                last_page_error=tallies[item.feed.url].last_page_error,
+                all_done=tallies[item.feed.url].pending == 0,
+                new_entries=tallies[item.feed.url].new,
             )
+            for item in polls
+        ]
+        store.save_feeds(saved)
+        _count_health(summary, feeds, {**known, **{s.url: s for s in saved}}, utc_now())
     summary.elapsed = time.monotonic() - started
     return summary
+
+
+def _count_health(
+    summary: RunSummary, feeds: Sequence[FeedSource], states: dict[str, FeedState], now: datetime
+) -> None:
+    """Failing, parked and waiting feeds of the list, polled in this run or not."""
+    for url in {f.url for f in feeds}:
+        state = states.get(url)
+        if state is None:
+            continue
+        summary.feeds_failing += state.consecutive_failures > 0
+        summary.feeds_parked += state.parked
+        summary.feeds_waiting += state.waiting(now)
 
 
 def _newly_failing(item: FeedPoll) -> bool:

@@ -11,8 +11,9 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from newswire.processors.extract import EXTRACTOR, extract_article
 from newswire.processors.feeds import FeedParseError, parse_feed
 from newswire.processors.message import ArticleInput, build_message, feed_text
 from newswire.processors.tagging import Tagger, Taxonomy
+from newswire.processors.schedule import PollObservation, ScheduleSettings, ScheduleState, plan
 from newswire.records import Entry, Extraction, FeedSource, FetchResult, ParsedFeed
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,9 @@ class RunSummary:
     feeds_not_modified: int = 0
     feeds_unchanged: int = 0  # 200 with a body identical to the last one: not parsed again
     feeds_failed: int = 0
+    feeds_failing: int = 0  # listed feeds whose last poll failed (polled in this run or not)
+    feeds_parked: int = 0  # listed feeds parked after repeated failures
+    feeds_waiting: int = 0  # listed feeds a server asked (Retry-After) not to poll yet
     entries_seen: int = 0
     published: int = 0
     from_page: int = 0
@@ -65,7 +70,8 @@ class RunSummary:
             f"replay: {self.records_read} records read"
             if replay
             else f"run: {self.feeds_polled} feeds polled ({self.feeds_not_modified} not modified, "
-            f"{self.feeds_unchanged} unchanged, {self.feeds_failed} failed)"
+            f"{self.feeds_unchanged} unchanged, {self.feeds_failed} failed); {self.feeds_failing} feeds failing, "
+            f"{self.feeds_parked} parked, {self.feeds_waiting} waiting (Retry-After)"
         )
         parts = [
             head,
@@ -325,6 +331,9 @@ class FeedPoll:
     stage: str = "fetch"
     detail: str | None = None  # the human sentence behind the reason
     unchanged: bool = False
+    fetched_url: str | None = None  # the URL polled: the listed one or the feed discovered on it
+    discovered: str | None = None  # the feed found by discovery on the listed page (kept in state)
+    body_hash: str | None = None  # of the feed body (the body itself is dropped after parsing)
 
 
 class LivePages:
@@ -351,61 +360,106 @@ def _health_error(poll: FeedPoll) -> str | None:
     return text[:500]
 
 
-def next_poll(now: datetime, interval: timedelta, failures: int, retry_after: datetime | None = None) -> datetime:
-    """Plain schedule: every ``interval``; after failures, exponential back-off capped at a day."""
-    if failures:
-        delay = min(interval * (2 ** min(failures - 1, 10)), timedelta(days=1))
-    else:
-        delay = interval
-    due = now + delay
-    if retry_after is not None and retry_after > due:
-        due = retry_after
-    return due
-
-
-def due_feeds(feeds: Iterable[FeedSource], store: StateStore, now: datetime) -> list[FeedSource]:
-    due = []
+def due_feeds(
+    feeds: Iterable[FeedSource], states: Mapping[str, FeedState], now: datetime, *, poll_all: bool = False
+) -> list[FeedSource]:
+    """The feeds to poll now, each URL once: never polled, or due; with ``poll_all`` every feed, parked
+    ones included. A feed whose server asked to wait (Retry-After) is left alone even with ``poll_all``."""
+    due: list[FeedSource] = []
+    seen: set[str] = set()
     for feed in feeds:
-        state = store.feed(feed.url)
-        if state is None or state.is_due(now):
+        if feed.url in seen:
+            continue
+        seen.add(feed.url)
+        state = states.get(feed.url)
+        if state is None:
+            due.append(feed)
+        elif state.waiting(now):
+            continue
+        elif poll_all or state.is_due(now):
             due.append(feed)
     return due
+
+
+def observation(poll: FeedPoll, *, new_entries: int) -> PollObservation:
+    """What the schedule needs to know about one poll."""
+    parsed = poll.parsed
+    return PollObservation(
+        at=poll.result.fetched_at,
+        failed=poll.error is not None,
+        status=poll.result.status,
+        headers=poll.result.headers,
+        parsed=parsed is not None,
+        new_entries=new_entries,
+        document_entries=len(parsed.entries) if parsed else 0,
+        entry_dates=tuple(e.published for e in parsed.entries if e.published) if parsed else (),
+        ttl_seconds=parsed.ttl_seconds if parsed else None,
+    )
 
 
 def feed_state_after(
     poll: FeedPoll,
     *,
     now: datetime,
-    interval: timedelta,
+    schedule: ScheduleSettings,
     entries_seen: int,
     page_failures: int,
     all_done: bool,
+    new_entries: int = 0,
+    last_page_error: str | None = None,
+    draw: float | None = None,
 ) -> FeedState:
-    """The feed's new state. Validators (ETag, Last-Modified, body hash) advance only when every entry
-    of this response ended (published, duplicate or dead-lettered), so a crash or a broker outage makes
-    the next poll fetch and process the same entries again."""
+    """The feed's new state: health, the adaptive schedule (:mod:`newswire.processors.schedule`) and,
+    when everything ended, the validators. Validators (ETag, Last-Modified, body hash) advance only when
+    every entry of this response ended (published, duplicate or dead-lettered), so a crash or a broker
+    outage makes the next poll fetch and process the same entries again."""
     prev = poll.previous or FeedState(url=poll.feed.url)
     result = poll.result
     failed = poll.error is not None
-    failures = prev.consecutive_failures + 1 if failed else 0
+    planned = plan(
+        ScheduleState(
+            rate_count=prev.rate_count,
+            rate_since=prev.rate_since,
+            last_success_at=prev.last_success_at,
+            consecutive_failures=prev.consecutive_failures,
+            parked_since=prev.parked_since,
+            ttl_seconds=prev.ttl_seconds,
+        ),
+        observation(poll, new_entries=new_entries),
+        schedule,
+        draw=random.random() if draw is None else draw,
+    )
+    polled_at = result.fetched_at
     state = replace(
         prev,
         title=(poll.parsed.title if poll.parsed and poll.parsed.title else prev.title or poll.feed.title),
-        last_poll_at=now,
+        last_poll_at=polled_at,
         last_status=result.status,
         last_error=_health_error(poll),
-        consecutive_failures=failures,
+        consecutive_failures=planned.consecutive_failures,
         entries_seen=prev.entries_seen + entries_seen,
         page_failures=prev.page_failures + page_failures,
-        next_poll_at=next_poll(now, interval, failures),
+        last_page_error=last_page_error or prev.last_page_error,
+        next_poll_at=planned.next_poll_at,
+        schedule_reason=planned.reason,
+        rate_count=planned.rate_count,
+        rate_since=planned.rate_since,
+        ttl_seconds=planned.ttl_seconds,
+        retry_after_until=planned.retry_after_until,
+        parked_since=planned.parked_since,
+        failing_since=(prev.failing_since or polled_at) if failed else None,
+        discovered_url=poll.discovered,
     )
+    if poll.discovered != prev.discovered_url:
+        # another URL is polled from now on: the old one's validators mean nothing for it
+        state = replace(state, etag=None, last_modified=None, body_hash=None)
     if not failed:
-        state = replace(state, last_success_at=now)
+        state = replace(state, last_success_at=polled_at)
         if all_done and result.ok:
             state = replace(
                 state,
                 etag=result.headers.get("etag"),
                 last_modified=result.headers.get("last-modified"),
-                body_hash=body_hash(result.body),
+                body_hash=poll.body_hash,
             )
     return state
