@@ -2,8 +2,9 @@
 
 Each page becomes a ``response`` record (HTTP 200, ``Content-Type: text/html`` with no charset, so the
 extractor decodes by the page's own declaration or by sniffing, ``WARC-Newswire-Kind: page``) with the
-page's original bytes. Target URI: the manifest ``url``; pages without one get a made-up
-``http://pages.test/<id>.html`` (``.test`` never resolves). WARC-Date: 2026-01-01T00:00:00Z plus one
+page's original bytes. Target URI: the manifest ``url``; pages without one (or with a non-http one,
+such as trafilatura's ``hard::site-name.html`` labels) get a made-up ``http://pages.test/<id>.html``
+(``.test`` never resolves). WARC-Date: 2026-01-01T00:00:00Z plus one
 second per page in manifest order (the corpus has no fetch times; fixed dates keep replays identical).
 
     .venv/bin/python benchmarks/pack_article_pages.py --out /tmp/pages.warc.gz
@@ -29,7 +30,8 @@ def page_records(corpus: Path, limit: int | None = None) -> Iterator[tuple[str, 
     rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text("utf-8").splitlines() if line.strip()]
     for number, row in enumerate(rows[:limit]):
         body = gzip.decompress((folder / row["file"]).read_bytes())
-        uri = row.get("url") or f"{PAGE_BASE}{row['id']}.html"
+        url = row.get("url") or ""
+        uri = url if url.startswith(("http://", "https://")) else f"{PAGE_BASE}{row['id']}.html"
         yield uri, EPOCH + timedelta(seconds=number), "text/html", body
 
 

@@ -255,6 +255,10 @@ def parse_archived_feed(ref: RecordRef, uri: str, content_type: str | None, fetc
     return ParsedDoc(len(parsed.entries), candidates, rejected)
 
 
+def _warm_worker() -> None:
+    """Nothing: unpickling it imports this module (parser, extractor) in the worker ahead of real work."""
+
+
 async def _parsed_in_order(
     docs: Sequence[FeedDoc], executor: object, ahead: int
 ) -> AsyncIterator[tuple[FeedDoc, ParsedDoc | FeedFailure]]:
@@ -406,9 +410,12 @@ async def _replay(
             store = stack.enter_context(StateStore.in_dir(settings.state_dir))
         # The broker is checked before a long scan, so a typo in --bootstrap-servers fails at once.
         publisher = stack.enter_context(Publisher(_kafka_settings(settings)))
-        await asyncio.to_thread(publisher.ensure_topics, all_topics(settings.topic_prefix, taxonomy))
         executor = stack.enter_context(extraction_pool(settings.extract_workers))
         workers = settings.extract_workers or os.cpu_count() or 1
+        # Worker processes start and import the extractor while topics are created and the archive scanned.
+        for _ in range(workers):
+            executor.submit(_warm_worker)
+        await asyncio.to_thread(publisher.ensure_topics, all_topics(settings.topic_prefix, taxonomy))
 
         stats = ScanStats()
         report = (lambda n: on_progress("records", n, None)) if on_progress is not None else None

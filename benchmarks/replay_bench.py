@@ -1,0 +1,180 @@
+"""Replay throughput on the real corpus, against bare trafilatura on the same pages with the same cores.
+
+Packs two WARCs into a temporary directory (benchmarks/pack_article_pages.py, pack_feed_snapshots.py),
+starts a Tansu broker on loopback, then measures in one run:
+
+* pages: the article pages replay extracts (unique by canonical URL), by
+  - bare ``trafilatura.extract(body, url=...)`` (defaults) in a pool of N processes, timed from the
+    pool's start (process start and imports included, as a replay's are) and once warm;
+  - the pipeline's own extractor (``extract_article``: charset decoding, metadata, dates, language)
+    alone in the same pool, warm;
+  - ``newswire.replay.replay`` end to end: WARC index, extraction in its pool, tagging, messages,
+    publishing to the broker (pool start and topic creation included);
+* snapshots: the 875 feed snapshots replayed end to end: unique articles published, seconds; then the
+  articles topic is read back to check that every id is there once.
+
+    .venv/bin/python benchmarks/replay_bench.py [--workers N] [--only pages|snapshots] [--limit N]
+
+The machine is shared, so runs are noisy: the bare and replay measurements alternate (``--rounds``)
+and the best round of each is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from corpus_warc import corpus_dir, write_warc  # noqa: E402
+from pack_article_pages import page_records  # noqa: E402
+from pack_feed_snapshots import snapshot_records  # noqa: E402
+
+
+def bare_trafilatura(item: tuple[bytes, str]) -> bool:
+    import trafilatura
+
+    body, url = item
+    return trafilatura.extract(body, url=url) is not None
+
+
+def pipeline_extractor(item: tuple[bytes, str]) -> bool:
+    from newswire.processors.extract import extract_article
+
+    body, url = item
+    return extract_article(body, url, "text/html") is not None
+
+
+def _warm(_: int) -> int:
+    import trafilatura  # noqa: F401
+
+    import newswire.processors.extract  # noqa: F401
+
+    return os.getpid()
+
+
+def pool_run(fn: Callable[[tuple[bytes, str]], bool], items: list[tuple[bytes, str]], workers: int) -> tuple[float, float]:
+    """(seconds from pool start incl. process start and imports, seconds of a second warm pass)."""
+    context = multiprocessing.get_context("forkserver")
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        list(pool.map(fn, items, chunksize=4))
+        cold = time.perf_counter() - started
+        list(pool.map(_warm, range(workers)))
+        again = time.perf_counter()
+        list(pool.map(fn, items, chunksize=4))
+        warm = time.perf_counter() - again
+    return cold, warm
+
+
+def replay_once(bootstrap: str, warc: Path, workers: int, state: Path) -> tuple[Any, str]:
+    from newswire.config import Settings
+    from newswire.replay import replay
+
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    settings = Settings(bootstrap_servers=bootstrap, topic_prefix=prefix, state_dir=state, extract_workers=workers)
+    return replay(settings, [warc]), prefix
+
+
+def pages_bench(bootstrap: str, warc: Path, workers: int, rounds: int, state: Path) -> list[list[str]]:
+    from newswire.connectors.warc_reader import ScanStats, read_body
+    from newswire.replay import build_index
+
+    index = build_index([warc], ScanStats())
+    pages = sorted(index.pages.values(), key=lambda p: p.order)
+    items = [(read_body(p.ref), p.uri) for p in pages]
+    n = len(items)
+    best: dict[str, float] = {}
+
+    def keep(name: str, seconds: float) -> None:
+        best[name] = min(best.get(name, float("inf")), seconds)
+
+    summary = None
+    for _ in range(rounds):
+        cold, warm = pool_run(bare_trafilatura, items, workers)
+        keep("bare", cold)
+        keep("bare-warm", warm)
+        summary, _prefix = replay_once(bootstrap, warc, workers, state)
+        keep("replay", summary.elapsed)
+        _, warm = pool_run(pipeline_extractor, items, workers)
+        keep("extractor-warm", warm)
+    assert summary is not None
+    done = summary.published + summary.dead_letters
+    rate = {k: n / v for k, v in best.items()}
+    rate["replay"] = done / best["replay"]
+    rows = [
+        ["bare trafilatura.extract, pool start included", str(workers), str(n), f"{best['bare']:.1f}",
+         f"{rate['bare']:.1f}", "1.00"],
+        ["bare trafilatura.extract, warm pool", str(workers), str(n), f"{best['bare-warm']:.1f}",
+         f"{rate['bare-warm']:.1f}", f"{rate['bare-warm'] / rate['bare']:.2f}"],
+        ["pipeline extractor alone (extract_article), warm", str(workers), str(n), f"{best['extractor-warm']:.1f}",
+         f"{rate['extractor-warm']:.1f}", f"{rate['extractor-warm'] / rate['bare']:.2f}"],
+        [f"replay end to end ({summary.published} published, {summary.dead_letters} dead letters)", str(workers),
+         str(done), f"{best['replay']:.1f}", f"{rate['replay']:.1f}", f"{rate['replay'] / rate['bare']:.2f}"],
+    ]
+    return rows
+
+
+def snapshots_bench(bootstrap: str, warc: Path, workers: int, state: Path) -> list[list[str]]:
+    from newswire.connectors.kafka import KafkaSettings, consume
+
+    summary, prefix = replay_once(bootstrap, warc, workers, state)
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix)
+    ids = [m.key for m in consume(kafka, [kafka.topic("articles")], from_beginning=True, timeout_s=3.0)]
+    once = len(ids) == len(set(ids)) == summary.published
+    return [
+        [f"snapshots: {summary.feeds_polled} feed documents parsed ({summary.feeds_failed} not feeds), "
+         f"{summary.entries_seen} entries", str(workers), str(summary.published), f"{summary.elapsed:.1f}",
+         f"{summary.published / summary.elapsed:.0f}", ""],
+        [f"  duplicates skipped {summary.duplicates}; read back {len(ids)} messages, {len(set(ids))} distinct ids: "
+         f"{'every unique item once' if once else 'MISMATCH'}", "", "", "", "", ""],
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: cores)")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds of the pages measurements")
+    parser.add_argument("--only", choices=("pages", "snapshots"), default=None)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N pages")
+    parser.add_argument("--corpus", type=Path, default=None)
+    args = parser.parse_args()
+    corpus = corpus_dir(args.corpus)
+
+    from newswire.devbroker import DevBroker
+
+    broker = DevBroker()
+    broker.start()
+    rows: list[list[str]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="newswire-replay-bench-") as tmp:
+            work = Path(tmp)
+            if args.only in (None, "pages"):
+                warc = work / "pages.warc.gz"
+                write_warc(warc, page_records(corpus, args.limit), "page")
+                rows += pages_bench(broker.bootstrap, warc, args.workers, args.rounds, work / "state")
+            if args.only in (None, "snapshots"):
+                warc = work / "snapshots.warc.gz"
+                write_warc(warc, snapshot_records(corpus), "feed")
+                rows += snapshots_bench(broker.bootstrap, warc, args.workers, work / "state")
+    finally:
+        broker.stop()
+    header = ["what", "workers", "items", "seconds", "items/s", "vs bare"]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+    load = os.getloadavg()
+    print(f"cores: {os.cpu_count()}, load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
