@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ahocorasick
 from newswire.processors.taxonomy import Taxonomy, TaxonomyError, Term, load_taxonomy, normalise_text
@@ -230,6 +230,7 @@ class Tagger:
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
         self._topics = taxonomy.topics
+        self._labels = [[t.label for t in topic.terms] for topic in self._topics]
         cue_ids: dict[str, int] = {}
         # Per topic, per term: which cue ids it requires / must not see.
         self._requires: list[list[frozenset[int]]] = []
@@ -299,6 +300,10 @@ class Tagger:
 
     def score(self, title: str | None, text: str, *, lead: str | None = None) -> list[TopicTag]:
         """Every topic's score and matches, in taxonomy order, tagged or not (for evaluation/tuning)."""
+        evs = self._evidences(title, text, lead=lead)
+        return [self._final(ti, evs) for ti in range(len(self._topics))]
+
+    def _evidences(self, title: str | None, text: str, *, lead: str | None = None) -> list[_Evidence]:
         title = normalise_text(title or "")
         text = normalise_text(text or "")
         lead_n = normalise_text(lead) if lead else ""
@@ -366,18 +371,16 @@ class Tagger:
             spaces += full.count(" ", lead_start, lead_end) + full.count("\n", lead_start, lead_end)
         words = spaces + cjk_chars // 2
         norm = (words / NORM_WORDS) ** NORM_EXPONENT if words > NORM_WORDS else 1.0
-        out: list[TopicTag] = []
-        for ti, topic in enumerate(self._topics):
-            out.append(
-                self._score_topic(
-                    ti, full, hits[ti], excl[ti] + dead, cues, norm, title_end, lead_start, lead_end
-                )
+        return [
+            self._evidence(
+                ti, full, hits[ti], excl[ti] + dead, cues, norm, title_end, lead_start, lead_end, words
             )
-        return out
+            for ti in range(n_topics)
+        ]
 
     # ------------------------------------------------------------------ scoring
 
-    def _score_topic(
+    def _evidence(
         self,
         ti: int,
         full: str,
@@ -388,10 +391,11 @@ class Tagger:
         title_end: int,
         lead_start: int,
         lead_end: int,
-    ) -> TopicTag:
+        words: int,
+    ) -> _Evidence:
         topic = self._topics[ti]
         if not hits:
-            return TopicTag(slug=topic.slug, score=0.0, matches={})
+            return _Evidence(words)
         if spans:
             hits = [h for h in hits if not any(s <= h.start and h.end <= e for s, e in spans)]
         # Overlapping hits of one topic: the longest wins ("russian president" over "russian").
@@ -401,6 +405,7 @@ class Tagger:
         terms = topic.terms
         requires = self._requires[ti]
         unless = self._unless[ti]
+        loose: dict[int, int] = {}  # term -> hits dropped for a missing `requires` cue (combiner only)
         for h in hits:
             if h.start < last_end:
                 continue
@@ -409,10 +414,12 @@ class Tagger:
                 window = terms[h.term].window
                 if window is None:
                     if not any(c in cues for c in req):
+                        loose[h.term] = loose.get(h.term, 0) + 1
                         continue
                 elif not any(
                     h.start - window <= pos <= h.end + window for c in req for pos in cues.get(c, ())
                 ):
+                    loose[h.term] = loose.get(h.term, 0) + 1
                     continue
             unl = unless[h.term]
             if unl and any(c in cues for c in unl):
@@ -421,13 +428,18 @@ class Tagger:
             last_end = h.end
         if kept and all(terms[h.term].context for h in kept):
             kept = []
+        ev = _Evidence(words, loose=loose)
         if not kept:
-            return TopicTag(slug=topic.slug, score=0.0, matches={})
+            return ev
         per_term: dict[int, list[float]] = {}
         matches: dict[str, int] = {}
+        listed = 0
         for h in kept:
             counts = per_term.setdefault(h.term, [0.0, 0.0])
-            factor = LIST_FACTOR if _in_list(full, h.start, h.end) else 1.0
+            factor = 1.0
+            if _in_list(full, h.start, h.end):
+                factor = LIST_FACTOR
+                listed += 1
             if h.start < title_end:
                 counts[0] += factor
             elif lead_start <= h.start < lead_end:
@@ -436,14 +448,89 @@ class Tagger:
                 counts[1] += factor
             matches[h.surface] = matches.get(h.surface, 0) + 1
         raw = 0.0
+        title = 0.0
+        contrib: dict[int, float] = {}
         for idx, (in_title, in_text) in per_term.items():
-            term: Term = terms[idx]
-            raw += term.weight * (topic.title_weight * _sat(in_title) + _sat(in_text) / norm)
+            weight = terms[idx].weight
+            t = weight * topic.title_weight * _sat(in_title)
+            c = t + weight * _sat(in_text) / norm
+            contrib[idx] = c
+            raw += c
+            title += t
         damp = self._dampen[ti]
-        if damp and any(c in cues for c in damp):
+        ev.damped = bool(damp) and any(c in cues for c in damp)
+        if ev.damped:
             raw *= topic.dampen_factor
-        score = raw / (raw + SCORE_HALF)
-        return TopicTag(slug=topic.slug, score=round(score, 4), matches=matches)
+            title *= topic.dampen_factor
+        ev.raw = raw
+        ev.title = title
+        ev.contrib = contrib
+        ev.matches = matches
+        ev.listed = listed / len(kept)
+        return ev
+
+    def _features(self, ti: int, evs: list[_Evidence]) -> dict[str, float]:
+        """The combiner's inputs for topic ``ti`` (names as in the topic's ``model.weights``)."""
+        ev = evs[ti]
+        labels = self._labels[ti]
+        f: dict[str, float] = {
+            "evidence": math.log1p(ev.raw),
+            "title": math.log1p(ev.title),
+            "terms": math.log1p(sum(1 for i in ev.contrib if not self._topics[ti].terms[i].context)),
+            "short": 1.0 if ev.words <= NORM_WORDS else 0.0,
+            "words": math.log(max(ev.words, 1)) / 5.0,
+            "damp": 1.0 if ev.damped else 0.0,
+            "listed": ev.listed,
+            "filtered": math.log1p(sum(ev.loose.values())),
+        }
+        for idx, c in ev.contrib.items():
+            name = "term:" + labels[idx]
+            f[name] = f.get(name, 0.0) + math.log1p(c)
+        for idx, k in ev.loose.items():
+            name = "loose:" + labels[idx]
+            f[name] = f.get(name, 0.0) + math.log1p(k)
+        for oi, other in enumerate(evs):
+            if oi != ti:
+                f["other:" + self._topics[oi].slug] = math.log1p(other.raw)
+        return f
+
+    def _final(self, ti: int, evs: list[_Evidence]) -> TopicTag:
+        topic = self._topics[ti]
+        ev = evs[ti]
+        if ev.raw <= 0.0:
+            # No kept evidence, no tag, whatever a combiner would say: every tag names its matches.
+            return TopicTag(slug=topic.slug, score=0.0, matches={})
+        model = topic.model
+        if model is None:
+            score = ev.raw / (ev.raw + SCORE_HALF)
+        else:
+            f = self._features(ti, evs)
+            z = model.bias
+            for name, w in model.weights:
+                v = f.get(name)
+                if v:
+                    z += w * v
+            score = 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+        return TopicTag(slug=topic.slug, score=round(score, 4), matches=ev.matches)
+
+    def features(self, title: str | None, text: str, *, lead: str | None = None) -> list[dict[str, float]]:
+        """Every topic's combiner inputs, in taxonomy order (for training the combiner, eval/)."""
+        evs = self._evidences(title, text, lead=lead)
+        return [self._features(ti, evs) for ti in range(len(self._topics))]
+
+
+@dataclass
+class _Evidence:
+    """One topic's keyword evidence in one item, before it becomes a score."""
+
+    words: int
+    raw: float = 0.0
+    title: float = 0.0
+    contrib: dict[int, float] = field(default_factory=dict)  # term index -> weighted evidence
+    loose: dict[int, int] = field(default_factory=dict)
+    matches: dict[str, int] = field(default_factory=dict)
+    listed: float = 0.0
+    damped: bool = False
 
 
 def _default_lead_len(text: str) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "Combiner",
     "Taxonomy",
     "TaxonomyError",
     "Term",
@@ -90,6 +91,26 @@ class Term:
     source: str = ""
 
 
+# Features a topic's learned combiner may weigh (see processors/tagging.py, docs/tagging.md): fixed
+# names, plus "term:<label>" / "loose:<label>" per term of the topic and "other:<slug>" per other topic.
+COMBINER_FEATURES = ("evidence", "title", "terms", "short", "words", "damp", "listed", "filtered")
+COMBINER_PREFIXES = ("term:", "loose:", "other:")
+
+
+@dataclass(frozen=True)
+class Combiner:
+    """A learned logistic combiner of a topic's keyword evidence (``model:`` in the topic's YAML).
+
+    The score is ``sigmoid(bias + sum(weight * feature))``; the bias already places the topic's
+    ``threshold`` at the cut-off chosen in cross-validation, so "tagged" still means
+    score >= threshold.
+    """
+
+    bias: float
+    weights: tuple[tuple[str, float], ...]
+    source: str = ""
+
+
 @dataclass(frozen=True)
 class Topic:
     slug: str
@@ -101,6 +122,7 @@ class Topic:
     threshold: float = DEFAULT_THRESHOLD
     title_weight: float = DEFAULT_TITLE_WEIGHT
     lead_weight: float = DEFAULT_LEAD_WEIGHT
+    model: Combiner | None = None
     source: str = ""
 
 
@@ -172,6 +194,14 @@ def _build(name: str, docs: list[tuple[str, str]]) -> Taxonomy:
                 )
             seen[topic.slug] = topic.source
             topics.append(topic)
+    for topic in topics:
+        if topic.model is None:
+            continue
+        for feature, _ in topic.model.weights:
+            if feature.startswith("other:") and feature[6:] not in seen:
+                raise TaxonomyError(
+                    f"{topic.model.source}: model feature {feature!r} names no topic of this taxonomy"
+                )
     if not topics:
         raise TaxonomyError(f"{docs[0][0] if docs else name}:0: the taxonomy defines no topics")
     digest = hashlib.sha256(json.dumps([_canon(t) for t in topics], sort_keys=True).encode()).hexdigest()
@@ -188,6 +218,7 @@ def _canon(topic: Topic) -> dict[str, Any]:
         "exclude": sorted(topic.exclude),
         "dampen": sorted(topic.dampen),
         "dampen_factor": topic.dampen_factor,
+        "model": None if topic.model is None else [topic.model.bias, sorted(topic.model.weights)],
         "terms": [
             [
                 t.label,
@@ -262,6 +293,7 @@ _TOPIC_KEYS = {
     "exclude",
     "dampen",
     "dampen_factor",
+    "model",
 }
 _TERM_KEYS = {
     "match",
@@ -389,6 +421,7 @@ def _parse_topic(filename: str, node: yaml.Node) -> Topic:
     terms = tuple(_parse_term(filename, item) for item in terms_node.value)
     if all(t.context for t in terms):
         raise TaxonomyError(f"{_where(filename, terms_node)}: topic {slug!r} has only context terms")
+    model = _parse_model(filename, m["model"][1], terms) if "model" in m else None
     return Topic(
         slug=slug,
         name=name,
@@ -399,8 +432,34 @@ def _parse_topic(filename: str, node: yaml.Node) -> Topic:
         threshold=threshold,
         title_weight=title_weight,
         lead_weight=lead_weight,
+        model=model,
         source=_where(filename, node),
     )
+
+
+def _parse_model(filename: str, node: yaml.Node, terms: tuple[Term, ...]) -> Combiner:
+    m = _mapping(filename, node)
+    for key, (knode, _) in m.items():
+        if key not in ("bias", "weights", "about"):
+            raise TaxonomyError(
+                f"{_where(filename, knode)}: unknown model key {key!r} (allowed: about, bias, weights)"
+            )
+    if "bias" not in m or "weights" not in m:
+        raise TaxonomyError(f"{_where(filename, node)}: model needs 'bias' and 'weights'")
+    bias = _number(filename, m["bias"][1], "model bias", lo=-1000.0, hi=1000.0)
+    labels = {t.label for t in terms}
+    weights: list[tuple[str, float]] = []
+    for name, (knode, vnode) in _mapping(filename, m["weights"][1]).items():
+        prefix = next((p for p in COMBINER_PREFIXES if name.startswith(p)), None)
+        if prefix is None and name not in COMBINER_FEATURES:
+            raise TaxonomyError(
+                f"{_where(filename, knode)}: unknown model feature {name!r} (allowed: "
+                f"{', '.join(COMBINER_FEATURES)}, or {', '.join(p + '...' for p in COMBINER_PREFIXES)})"
+            )
+        if prefix in ("term:", "loose:") and name[len(prefix) :] not in labels:
+            raise TaxonomyError(f"{_where(filename, knode)}: model feature {name!r} names no term label")
+        weights.append((name, _number(filename, vnode, f"weight of {name!r}", lo=-1000.0, hi=1000.0)))
+    return Combiner(bias=bias, weights=tuple(weights), source=_where(filename, node))
 
 
 def _parse_term(filename: str, node: yaml.Node) -> Term:
