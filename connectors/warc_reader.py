@@ -71,6 +71,7 @@ class ArchivedResponse:
     kind: str | None  # the WARC-Newswire-Kind extension header, None in foreign WARCs
     head: bytes  # first HEAD_BYTES of the (decoded) payload
     ref: RecordRef
+    digest: str | None = None  # WARC-Payload-Digest: identical payloads have identical digests
 
     @property
     def content_type(self) -> str | None:
@@ -327,6 +328,7 @@ def _response(
         kind=record.headers.get(KIND_HEADER),
         head=head,
         ref=RecordRef(path, offset, body),
+        digest=record.headers.get("WARC-Payload-Digest") or None,
     )
 
 

@@ -126,6 +126,7 @@ class FeedDoc:
     content_type: str | None
     ref: RecordRef
     known: bool  # labelled or typed as a feed; False: only sniffed maybe-feed (failures are quiet)
+    digest: str | None = None  # WARC-Payload-Digest
 
     @property
     def order(self) -> tuple[datetime, int]:
@@ -160,7 +161,9 @@ class ArchiveIndex:
             return
         if kind in ("feed", "maybe-feed"):
             if 200 <= item.status < 300:
-                self.feeds.append(FeedDoc(item.uri, item.date, seq, item.content_type, item.ref, kind == "feed"))
+                self.feeds.append(
+                    FeedDoc(item.uri, item.date, seq, item.content_type, item.ref, kind == "feed", item.digest)
+                )
             else:
                 self.skipped += 1
             return
@@ -428,7 +431,8 @@ async def _replay(
             index.skipped, stats.malformed,
         )
 
-        docs = sorted((d for d in index.feeds if _selected_feed(d, selection)), key=lambda d: d.order)
+        docs = _changed(sorted((d for d in index.feeds if _selected_feed(d, selection)), key=lambda d: d.order))
+        summary.feeds_unchanged = sum(1 for d in index.feeds if _selected_feed(d, selection)) - len(docs)
         reader = stack.enter_context(BodyReader())
         done = 0
 
@@ -506,6 +510,21 @@ def _selected_feed(doc: FeedDoc, selection: Selection) -> bool:
     if not selection.in_window(doc.date):
         return False
     return not selection.feeds or _canonical_or_raw(doc.uri) in selection.feeds
+
+
+def _changed(docs: list[FeedDoc]) -> list[FeedDoc]:
+    """Drops a document identical (same URL, same payload digest) to an earlier one of the same feed: a
+    live archive holds one per poll, and every entry of a copy would only be a duplicate."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for doc in docs:
+        if doc.digest is not None:
+            key = (_canonical_or_raw(doc.uri), doc.digest)
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(doc)
+    return kept
 
 
 def _rejected_detail(entry: Entry, reason: str) -> str:

@@ -189,8 +189,8 @@ def test_dated_snapshots_with_overlapping_items_replay_each_item_once(
     ]
     feedless = "http://other.test/column.html"
     records = [(FEED_X, rss("X news", items), when, "feed") for when, items in snapshots]
-    # written out of time order: replay orders by WARC-Date
-    records = [records[2], records[0], records[1]]
+    # written out of time order: replay orders by WARC-Date; a later copy identical to the first is not parsed again
+    records = [records[2], records[0], records[1], (FEED_X, records[0][1], D2 + timedelta(hours=1), "feed")]
     records.append((b, page("Bravo page", "Kabul airport reopened as Afghanistan talks resumed."), D1 + timedelta(minutes=1), "page"))
     records.append((feedless, page("A column"), D2, "page"))
     path = our_warc(tmp_path / "arch", records)
@@ -199,7 +199,8 @@ def test_dated_snapshots_with_overlapping_items_replay_each_item_once(
     assert summary.published == 6
     assert (summary.from_page, summary.from_feed) == (2, 4)
     assert summary.duplicates == 4  # b, c, c, d again in later snapshots
-    assert summary.feeds_polled == 3 and summary.records_read == 5 + 1  # + warcinfo
+    assert summary.feeds_polled == 3 and summary.feeds_unchanged == 1
+    assert summary.records_read == 6 + 1  # + warcinfo
 
     got = articles(read_all, kafka_settings, 6)
     by_id = {body["id"]: body for _, body in got}
