@@ -35,9 +35,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus_warc import corpus_dir, write_warc  # noqa: E402
-from pack_article_pages import page_records  # noqa: E402
-from pack_feed_snapshots import snapshot_records  # noqa: E402
+from corpus_warc import corpus_dir, write_warc
+from pack_article_pages import page_records
+from pack_feed_snapshots import snapshot_records
 
 
 def bare_trafilatura(item: tuple[bytes, str]) -> bool:
@@ -55,9 +55,8 @@ def pipeline_extractor(item: tuple[bytes, str]) -> bool:
 
 
 def _warm(_: int) -> int:
-    import trafilatura  # noqa: F401
-
     import newswire.processors.extract  # noqa: F401
+    import trafilatura  # noqa: F401
 
     return os.getpid()
 
@@ -87,6 +86,7 @@ def replay_once(bootstrap: str, warc: Path, workers: int, state: Path) -> tuple[
 
 def pages_bench(bootstrap: str, warc: Path, workers: int, rounds: int, state: Path) -> list[list[str]]:
     from newswire.connectors.warc_reader import ScanStats, read_body
+
     from newswire.replay import build_index
 
     index = build_index([warc], ScanStats())
@@ -131,12 +131,18 @@ def snapshots_bench(bootstrap: str, warc: Path, workers: int, state: Path) -> li
     kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix)
     ids = [m.key for m in consume(kafka, [kafka.topic("articles")], from_beginning=True, timeout_s=3.0)]
     once = len(ids) == len(set(ids)) == summary.published
+    what = (
+        f"snapshots: {summary.feeds_polled} feed documents parsed ({summary.feeds_failed} not feeds), "
+        f"{summary.entries_seen} entries -> unique articles published"
+    )
+    check = (
+        f"  {summary.duplicates} duplicates skipped; read back {len(ids)} messages, {len(set(ids))} distinct ids: "
+        f"{'every unique item once' if once else 'MISMATCH'}"
+    )
+    rate = f"{summary.published / summary.elapsed:.0f}"
     return [
-        [f"snapshots: {summary.feeds_polled} feed documents parsed ({summary.feeds_failed} not feeds), "
-         f"{summary.entries_seen} entries", str(workers), str(summary.published), f"{summary.elapsed:.1f}",
-         f"{summary.published / summary.elapsed:.0f}", ""],
-        [f"  duplicates skipped {summary.duplicates}; read back {len(ids)} messages, {len(set(ids))} distinct ids: "
-         f"{'every unique item once' if once else 'MISMATCH'}", "", "", "", "", ""],
+        [what, str(workers), str(summary.published), f"{summary.elapsed:.1f}", rate, ""],
+        [check, "", "", "", "", ""],
     ]
 
 
