@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(PY) demo/demo.py
 
 test: $(STAMP)
+	@bash infra/install_postgres.sh  # PostgreSQL-backed state tests (skipped when it cannot be installed)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)

@@ -18,6 +18,7 @@ from newswire.logs import quiet_prefect, route_prefect_logs_to_file
 quiet_prefect(default_state_dir() / "prefect")  # before Prefect is imported; the CLI may have set it already
 
 from prefect import flow, task  # noqa: E402
+from prefect.artifacts import create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from newswire.connectors.feedlist import read_feed_list  # noqa: E402
@@ -61,7 +62,30 @@ def poll(
     for start in range(0, len(feeds), max(batch_size, 1)):
         batch = [asdict(f) for f in feeds[start : start + batch_size]]
         merge(total, poll_batch(batch, params, poll_all, interval_minutes))
+    create_table_artifact(
+        key="newswire-poll-summary",
+        table=summary_table(total),
+        description=f"newswire poll: {total.line()}",
+    )
     return asdict(total)
+
+
+def summary_table(summary: RunSummary) -> list[dict[str, Any]]:
+    """The flow run's table artifact: feeds polled, new articles, articles per topic, failures."""
+    rows: list[tuple[str, int]] = [
+        ("feeds polled", summary.feeds_polled),
+        ("feeds not modified (304)", summary.feeds_not_modified),
+        ("feeds failed", summary.feeds_failed),
+        ("new articles published", summary.published),
+        ("duplicates skipped", summary.duplicates),
+    ]
+    rows += [(f"articles on topic {slug}", count) for slug, count in sorted(summary.topics.items())]
+    rows += [
+        ("failures: article pages unusable (published from the feed)", summary.page_failures),
+        ("failures: dead letters", summary.dead_letters),
+        ("failures: not acknowledged by the broker (retried next run)", summary.publish_failures),
+    ]
+    return [{"what": what, "count": count} for what, count in rows]
 
 
 def merge(total: RunSummary, part: dict[str, Any]) -> None:

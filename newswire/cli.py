@@ -86,6 +86,25 @@ KafkaOpt = Annotated[
     ),
 ]
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-v, -vv).")]
+PartitionsOpt = Annotated[
+    int,
+    typer.Option("--partitions", envvar="NEWSWIRE_PARTITIONS", help="Partitions of each topic newswire creates."),
+]
+ReplicationOpt = Annotated[
+    int,
+    typer.Option(
+        "--replication-factor", envvar="NEWSWIRE_REPLICATION_FACTOR", help="Replication factor of topics newswire creates."
+    ),
+]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port", envvar="NEWSWIRE_METRICS_PORT", help="Serve Prometheus metrics on this port (/metrics)."
+    ),
+]
+MetricsAddrOpt = Annotated[
+    str, typer.Option("--metrics-addr", envvar="NEWSWIRE_METRICS_ADDR", help="Address the metrics endpoint binds.")
+]
 
 
 def _split_hosts(values: list[str] | None) -> frozenset[str]:
@@ -138,6 +157,10 @@ def run(
     taxonomy: TaxonomyOpt = None,
     kafka_option: KafkaOpt = None,
     no_archive: Annotated[bool, typer.Option("--no-archive", help="Do not write WARC files.")] = False,
+    partitions: PartitionsOpt = 1,
+    replication_factor: ReplicationOpt = 1,
+    metrics_port: MetricsPortOpt = None,
+    metrics_addr: MetricsAddrOpt = "0.0.0.0",
     verbose: VerboseOpt = 0,
 ) -> None:
     """Poll the feeds in FILE, publish every new article, commit."""
@@ -154,6 +177,8 @@ def run(
         taxonomy=taxonomy,
         kafka_options=kafka_option,
         archive=not no_archive,
+        partitions=partitions,
+        replication_factor=replication_factor,
     )
     if settings.state_url:
         raise UserError("--state-url: only the embedded SQLite store (--state-dir) is available in this version")
@@ -163,6 +188,8 @@ def run(
     from newswire.logs import quiet_prefect
 
     quiet_prefect(settings.state_dir / "prefect")
+    if metrics_port is not None:
+        _serve_metrics(metrics_port, metrics_addr, settings.state_dir, in_children=not once or bool(prefect))
     if not once:
         from newswire.flows.poll import serve_poll
 
@@ -186,6 +213,54 @@ def run(
     typer.echo(summary.line())
     if not summary.completed:
         raise typer.Exit(EXIT_UNAVAILABLE)
+
+
+def _serve_metrics(port: int, addr: str, state_dir: Path, *, in_children: bool) -> None:
+    """The metrics endpoint for this run. Flow runs that Prefect starts in child processes write their
+    samples to a shared directory (prometheus-client's multiprocess mode), which the endpoint sums."""
+    import os
+
+    from newswire.metrics import MetricsError, serve_metrics
+
+    if in_children and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import shutil
+
+        shared = state_dir / "metrics" / str(os.getpid())
+        shutil.rmtree(shared, ignore_errors=True)
+        shared.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared)
+    try:
+        serve_metrics(port, addr)
+    except MetricsError as exc:
+        raise UserError(str(exc)) from None
+
+
+metrics_app = typer.Typer(help="Prometheus metrics.", no_args_is_help=True)
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.command("serve")
+def metrics_serve(
+    port: Annotated[int, typer.Option("--port", envvar="NEWSWIRE_METRICS_PORT", help="Port of /metrics.")] = 9464,
+    addr: MetricsAddrOpt = "0.0.0.0",
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Serve the metrics that processes (a Prefect worker's flow runs) write to $PROMETHEUS_MULTIPROC_DIR."""
+    _start(verbose, None)
+    import os
+    import threading
+
+    from newswire.metrics import MetricsError, serve_metrics
+
+    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not shared or not Path(shared).is_dir():
+        raise UserError("set PROMETHEUS_MULTIPROC_DIR to the directory the workers' flow runs write metrics to")
+    try:
+        serve_metrics(port, addr)
+    except MetricsError as exc:
+        raise UserError(str(exc)) from None
+    typer.echo(f"newswire: metrics of {shared} on http://{addr}:{port}/metrics (Ctrl-C stops)", err=True)
+    threading.Event().wait()
 
 
 class _progress:

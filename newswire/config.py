@@ -27,6 +27,8 @@ class Settings:
     allow_hosts: frozenset[str] = frozenset()
     taxonomy: Path | None = None  # None: the taxonomy shipped in the package
     kafka_options: dict[str, Any] = field(default_factory=dict)
+    partitions: int = 1  # of topics newswire creates; consumer groups scale up to this many members
+    replication_factor: int = 1
     # fetching
     user_agent_contact: str = "https://github.com/newswire/newswire"
     connect_timeout: float = 10.0
@@ -75,6 +77,8 @@ class Settings:
             raise ConfigError(f"poll-floor ({self.poll_floor:g} min) exceeds poll-ceiling ({self.poll_ceiling:g} min)")
         if not 0 <= self.poll_jitter < 1:
             raise ConfigError("poll-jitter must be a fraction in [0, 1)")
+        if self.partitions < 1 or self.replication_factor < 1:
+            raise ConfigError("--partitions and --replication-factor must be at least 1")
         if self.park_after < 1 or self.discovery_probes < 0:
             raise ConfigError("park-after must be at least 1 and discovery-probes at least 0")
 
@@ -104,6 +108,12 @@ def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
             values[key] = Path(env[var])
     if env.get("NEWSWIRE_ALLOW_HOSTS"):
         values["allow_hosts"] = frozenset(env["NEWSWIRE_ALLOW_HOSTS"].replace(",", " ").split())
+    for var, key in (("NEWSWIRE_PARTITIONS", "partitions"), ("NEWSWIRE_REPLICATION_FACTOR", "replication_factor")):
+        if env.get(var):
+            try:
+                values[key] = int(env[var])
+            except ValueError:
+                raise ConfigError(f"{var}={env[var]!r}: expected a whole number") from None
     if env.get("NEWSWIRE_KAFKA_OPTIONS"):
         values["kafka_options"] = parse_kafka_options([env["NEWSWIRE_KAFKA_OPTIONS"]])
     return Settings(**values)

@@ -107,3 +107,26 @@ def read_all(
 @pytest.fixture(name="read_all")
 def read_all_fixture() -> Callable[..., list[Received]]:
     return read_all
+
+
+# PostgreSQL (a real server from Debian's package, in a temporary dir on a loopback port; see
+# tests/support/postgres.py): ``postgres`` is the session's server, ``pg_url`` a fresh database per test.
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    from tests.support.postgres import PostgresUnavailable, running_postgres
+
+    try:
+        with running_postgres() as server:
+            yield server
+    except PostgresUnavailable as exc:
+        pytest.skip(f"no PostgreSQL server: {exc}")
+
+
+@pytest.fixture
+def pg_url(postgres: object) -> str:
+    from tests.support.postgres import RunningPostgres, create_database
+
+    assert isinstance(postgres, RunningPostgres)
+    return create_database(postgres, f"t{uuid.uuid4().hex[:12]}")
