@@ -71,7 +71,9 @@ log = logging.getLogger(__name__)
 __all__ = ["ReplayError", "Selection", "parse_time", "replay"]
 
 MAX_REDIRECTS = 5
-CANDIDATE_CHUNK = 2000  # candidates handed to the Processor at a time (it windows and batches inside)
+# Candidates go to the Processor in chunks, two chunks in flight: the pool stays busy while the other
+# chunk's tail is extracted or its batch published, and at most 2 chunks of page bodies are in memory.
+IN_FLIGHT = 2
 PARSE_AHEAD = 4  # feed documents in flight per extraction worker
 
 # stage, done, total (None while unknown)
@@ -344,6 +346,7 @@ class _Run:
     store: StateStore | None
     seen: set[str] = field(default_factory=set)
     letters: list[Outgoing] = field(default_factory=list)
+    running: deque[asyncio.Task[None]] = field(default_factory=deque)
     lettered: set[tuple[str, str, str]] = field(default_factory=set)
 
     def take(self, candidate: Candidate) -> bool:
@@ -361,6 +364,18 @@ class _Run:
         self.lettered.add(key)
         letter = DeadLetter(stage=stage, reason=reason, url=url, feed_url=feed_url, at=utc_iso(utc_now()), detail=detail)  # type: ignore[arg-type]
         self.letters.append(_dead_letter_out(self.settings.topic_prefix, letter))
+
+    async def submit(self, candidates: list[Candidate]) -> None:
+        """Process a chunk in the background, waiting first while IN_FLIGHT chunks are running."""
+        if not candidates:
+            return
+        while len(self.running) >= IN_FLIGHT:
+            await self.running.popleft()
+        self.running.append(asyncio.create_task(self.process(candidates)))
+
+    async def drain(self) -> None:
+        while self.running:
+            await self.running.popleft()
 
     async def process(self, candidates: list[Candidate]) -> None:
         if not candidates:
@@ -453,10 +468,10 @@ async def _replay(
         )
         run = _Run(settings, summary, processor, ArchivePages(index, reader), store)
 
-        # feeds, in archive-time order; each chunk of candidates is processed while the next is built
+        # feeds, in archive-time order; chunks of candidates are processed while the next are built
+        size = max(settings.publish_batch, 1)
         claimed: set[str] = set()  # canonical page URLs some selected entry links to
         chunk: list[Candidate] = []
-        in_flight: asyncio.Task[None] | None = None
         async for doc, result in _parsed_in_order(docs, executor, max(workers, 1) * PARSE_AHEAD):
             if isinstance(result, FeedFailure):
                 if doc.known:
@@ -472,14 +487,11 @@ async def _replay(
                 claimed.add(index.resolve(candidate.url))
                 if run.take(candidate):
                     chunk.append(candidate)
-            if len(chunk) >= CANDIDATE_CHUNK:
-                if in_flight is not None:
-                    await in_flight
-                in_flight = asyncio.create_task(run.process(chunk))
-                chunk = []
-        if in_flight is not None:
-            await in_flight
-        await run.process(chunk)
+                if len(chunk) >= size:
+                    await run.submit(chunk)
+                    chunk = []
+        await run.submit(chunk)
+        await run.drain()
         log.info("replay feeds done docs=%d seconds=%.1f", len(docs), time.monotonic() - started)
 
         # pages no selected feed entry links to, as feedless articles
@@ -491,10 +503,11 @@ async def _replay(
                 candidate = Candidate(article_id(url), url, page.uri, None, None, page.date)
                 if run.take(candidate):
                     chunk.append(candidate)
-                if len(chunk) >= CANDIDATE_CHUNK:
-                    await run.process(chunk)
+                if len(chunk) >= size:
+                    await run.submit(chunk)
                     chunk = []
-            await run.process(chunk)
+            await run.submit(chunk)
+            await run.drain()
 
         if run.letters:
             for sent in await asyncio.to_thread(publisher.send_batch, run.letters):
