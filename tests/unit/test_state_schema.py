@@ -6,7 +6,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from newswire.connectors.state import _MIGRATIONS, FeedState, StateStore
+from newswire.connectors.state import _MIGRATIONS, FeedState, StateStore, migration_sql
 
 NOW = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 
@@ -14,7 +14,7 @@ NOW = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 def test_a_version_1_store_is_migrated_in_place_and_keeps_its_feeds(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     db = sqlite3.connect(path)
-    db.executescript(_MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    db.executescript(";".join(migration_sql(0, "sqlite")) + "; PRAGMA user_version = 1;")
     db.execute(
         "INSERT INTO feeds (url, etag, consecutive_failures, next_poll_at) VALUES (?, ?, ?, ?)",
         ("http://a.test/feed", '"v1"', 2, NOW.isoformat()),
@@ -26,8 +26,8 @@ def test_a_version_1_store_is_migrated_in_place_and_keeps_its_feeds(tmp_path: Pa
         (old,) = store.feeds()
         assert old.etag == '"v1"' and old.consecutive_failures == 2 and old.next_poll_at == NOW
         assert old.parked_since is None and old.rate_count is None and not old.parked
-        (version,) = store._db.execute("PRAGMA user_version").fetchone()
-        assert version == len(_MIGRATIONS)
+        assert store.schema_version() == len(_MIGRATIONS)
+        assert store.migrations_applied == len(_MIGRATIONS) - 1
 
 
 def test_save_feeds_round_trips_every_field_in_one_batch(tmp_path: Path) -> None:
