@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import multiprocessing
 import os
@@ -24,6 +25,7 @@ from newswire.config import Settings
 from newswire.connectors.kafka import BrokerUnavailable, Outgoing, Publisher, SendResult
 from newswire.connectors.state import FeedState, PublishedRow, StateStore
 from newswire.contract import ArticleMessage, DeadLetter, topic_for, utc_iso, utc_now
+from newswire.metrics import metrics
 from newswire.processors.canonical import InvalidURL, article_id, canonical_url
 from newswire.processors.extract import EXTRACTOR, extract_article
 from newswire.processors.feeds import FeedParseError, parse_feed
@@ -166,10 +168,13 @@ class Processor:
     async def send(self, items: list[Outgoing]) -> list[SendResult]:
         """Per-item results; a broker that is gone fails the items instead of ending the run."""
         try:
-            return await asyncio.to_thread(self.publisher.send_batch, items)
+            with metrics().timed(metrics().publish_seconds):
+                results: list[SendResult] = await asyncio.to_thread(self.publisher.send_batch, items)
         except BrokerUnavailable as exc:
             log.warning("publish failed: broker unavailable: %s", exc)
             return [SendResult(item=i, ok=False, error="unreachable") for i in items]
+        count_acknowledged(self.settings.topic_prefix, results)
+        return results
 
     async def _prepare(self, candidate: Candidate, pages: PageSource) -> tuple[ArticleInput, str | None]:
         page_error: str | None = None
@@ -183,9 +188,10 @@ class Processor:
         else:
             loop = asyncio.get_running_loop()
             try:
-                extraction = await loop.run_in_executor(
-                    self.executor, extract_article, page.body, page.final_url, page.headers.get("content-type")
-                )
+                with metrics().timed(metrics().extract_seconds):
+                    extraction = await loop.run_in_executor(
+                        self.executor, extract_article, page.body, page.final_url, page.headers.get("content-type")
+                    )
             except Exception:  # a crash inside the extractor must not end the entry
                 log.exception("extract failed url=%s", page.final_url)
                 extraction = None
@@ -269,6 +275,22 @@ class Processor:
                 _, candidate = result.item.ref  # type: ignore[misc]
                 outcomes.append(Outcome(candidate, "dead-letter" if result.ok else "failed"))
         return outcomes
+
+
+def count_acknowledged(prefix: str, results: Iterable[SendResult]) -> None:
+    """Metrics of what reached the broker: articles on ``{prefix}.articles``, dead letters by stage."""
+    articles, letters = f"{prefix}.articles", f"{prefix}.deadletter"
+    for result in results:
+        if not result.ok:
+            continue
+        if result.item.topic == articles:
+            metrics().published.inc()
+        elif result.item.topic == letters:
+            try:
+                stage = str(json.loads(result.item.value).get("stage") or "unknown")
+            except ValueError:
+                stage = "unknown"
+            metrics().dead_letter(stage)
 
 
 def _candidate_of(item: ArticleInput) -> Candidate:
