@@ -31,7 +31,7 @@ from newswire.pipeline import (
     extraction_pool,
     feed_state_after,
 )
-from newswire.polling import Poller
+from newswire.polling import Poller, poll_feeds
 from newswire.processors.schedule import ScheduleSettings
 from newswire.processors.tagging import Tagger, load_taxonomy
 from newswire.records import FeedSource
@@ -153,7 +153,9 @@ async def _run_once(
                 discover=settings.discover_feeds,
                 discovery_probes=settings.discovery_probes,
             )
-            polls = await asyncio.gather(*(poller.poll(f, known.get(f.url)) for f in targets))
+            polled_from = time.monotonic()
+            polls = await poll_feeds(poller, targets, known, per_host=settings.per_host)
+            log.info("phase poll: %d feeds in %.1f s", len(polls), time.monotonic() - polled_from)
             summary.feeds_polled = len(polls)
 
             # canonicalise + dedup, in feed-file order so the first feed carrying an article is its feed
@@ -254,7 +256,9 @@ async def _run_once(
                 on_batch=commit,
             )
             pages = LivePages(fetcher.fetch, archive.write if archive is not None else None, fetch_log)
+            processed_from = time.monotonic()
             outcomes = await processor.process(fresh, pages)
+            log.info("phase articles: %d in %.1f s", len(fresh), time.monotonic() - processed_from)
 
         # commit: ids first (only what the broker acknowledged), then the feeds' validators
         if letters:
@@ -301,6 +305,7 @@ async def _run_once(
             for item in polls
         ]
         store.save_feeds(saved)
+        log.info("phase commit: done at %.1f s", time.monotonic() - started)
         _count_health(summary, feeds, {**known, **{s.url: s for s in saved}}, utc_now())
     summary.elapsed = time.monotonic() - started
     return summary

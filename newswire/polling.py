@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from newswire.connectors.state import FeedState
 from newswire.pipeline import FeedPoll, body_hash
@@ -154,6 +156,56 @@ class Poller:
             found.chosen, found.result, found.parsed = link, result, outcome
             break
         return found
+
+
+def interleave_by_host(urls: Sequence[str]) -> list[int]:
+    """Indices of ``urls`` in round-robin order over their hosts (first host's first URL, second
+    host's first URL, ...): consecutive fetches go to different servers."""
+    queues: dict[str, deque[int]] = {}
+    for index, url in enumerate(urls):
+        queues.setdefault(_host(url), deque()).append(index)
+    order: list[int] = []
+    rounds = list(queues.values())
+    while rounds:
+        for queue in rounds:
+            order.append(queue.popleft())
+        rounds = [q for q in rounds if q]
+    return order
+
+
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+async def poll_feeds(
+    poller: Poller, feeds: Sequence[FeedSource], known: Mapping[str, FeedState], *, per_host: int
+) -> list[FeedPoll]:
+    """Poll every feed of ``feeds``; results in the order given.
+
+    Started host by host in turn, and at most ``per_host`` feeds of one host at a time *before* they
+    reach the fetcher: a feed waiting for its host must not sit on one of the fetcher's overall slots,
+    or a list with hundreds of feeds on one host would poll four at a time.
+    """
+    gates: dict[str, asyncio.Semaphore] = {}
+
+    def url_of(feed: FeedSource) -> str:
+        previous = known.get(feed.url)
+        return (previous.discovered_url if previous else None) or feed.url
+
+    async def gated(feed: FeedSource) -> FeedPoll:
+        gate = gates.setdefault(_host(url_of(feed)), asyncio.Semaphore(per_host))
+        async with gate:
+            return await poller.poll(feed, known.get(feed.url))
+
+    order = interleave_by_host([url_of(f) for f in feeds])
+    results = await asyncio.gather(*(gated(feeds[i]) for i in order))
+    polls: list[FeedPoll | None] = [None] * len(feeds)
+    for index, result in zip(order, results):
+        polls[index] = result
+    return [p for p in polls if p is not None]
 
 
 @dataclass
