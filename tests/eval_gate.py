@@ -1,6 +1,6 @@
 """Quality gate on the held-out evaluation splits (like trafilatura's tests/eval_gate.py).
 
-Each part (tagging, ...) computes its held-out figures from ../shared/corpus (or $NEWSWIRE_CORPUS) and
+Each part (extraction, tagging, ...) computes its held-out figures from ../shared/corpus (or $NEWSWIRE_CORPUS) and
 fails when one drops more than TOLERANCE under the floor pinned in tests/eval_floors.json under the
 part's key. Without the corpus the parts are skipped with the reason. Runs under pytest (CI) and as a
 script that prints the figures next to their floors:
@@ -41,6 +41,82 @@ def _module(name: str, path: Path) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+# --------------------------------------------------------------------------- extraction
+# Mean token F1 of extract_article on the corpus' truth pages (benchmarks/extraction_eval.py defines
+# the score), overall and for the languages with a floor. All 661 pages, in a pool of 2 processes.
+
+EXTRACTION_WORKERS = 2
+
+
+def extraction_figures() -> dict[str, float] | None:
+    """{"mean_f1": ..., "lang/<code>": ..., "pages_per_second": ...}, or None without the corpus."""
+    ee = _module("extraction_eval", REPO / "benchmarks" / "extraction_eval.py")
+    corpus = ee.corpus_root()
+    if corpus is None:
+        return None
+    report = ee.evaluate(ee.truth_pages(corpus), workers=EXTRACTION_WORKERS)
+    figures = {"mean_f1": report.mean_f1, "pages": float(len(report.scores))}
+    by_lang: dict[str, list[float]] = {}
+    for score in report.scores:
+        by_lang.setdefault(score.lang, []).append(score.f1)
+    for lang, values in by_lang.items():
+        figures[f"lang/{lang}"] = sum(values) / len(values)
+    figures["pages_per_second"] = report.pages_per_second
+    return figures
+
+
+def extraction_failures(figures: dict[str, float], floors: dict[str, Any]) -> list[str]:
+    failures: list[str] = []
+    pinned = {"mean_f1": floors.get("mean_f1")} | {
+        f"lang/{k}": v for k, v in floors.get("lang_f1", {}).items()
+    }
+    for key, floor in pinned.items():
+        if floor is None:
+            continue
+        got = figures.get(key)
+        if got is None:
+            failures.append(f"extraction {key}: no figure")
+        elif got < floor - TOLERANCE:
+            failures.append(f"extraction {key}: token F1 {got:.3f} < floor {floor:.3f} - {TOLERANCE}")
+    return failures
+
+
+def test_extraction_gate() -> None:
+    floors = load_floors("extraction")
+    if not floors:
+        pytest.skip("no extraction floors in tests/eval_floors.json")
+    figures = extraction_figures()
+    if figures is None:
+        pytest.skip("corpus not found (../shared/corpus or $NEWSWIRE_CORPUS): extraction gate not run")
+    failures = extraction_failures(figures, floors)
+    assert not failures, "; ".join(failures)
+
+
+def test_extraction_failures_flag_drops_beyond_tolerance() -> None:
+    floors = {"mean_f1": 0.90, "lang_f1": {"en": 0.95, "zh": 0.80}}
+    assert extraction_failures({"mean_f1": 0.891, "lang/en": 0.95, "lang/zh": 0.80}, floors) == []
+    failures = extraction_failures({"mean_f1": 0.889, "lang/en": 0.95}, floors)
+    assert [f.split(":")[0] for f in failures] == ["extraction mean_f1", "extraction lang/zh"]
+
+
+def _print_extraction() -> int:
+    floors = load_floors("extraction")
+    figures = extraction_figures()
+    if figures is None:
+        print("extraction: corpus not found, skipped")
+        return 0
+    lang_floors = floors.get("lang_f1", {})
+    rows = [("mean_f1", floors.get("mean_f1"))] + [(f"lang/{k}", v) for k, v in sorted(lang_floors.items())]
+    for key, floor in rows:
+        pinned = f"floor {floor:.3f}" if floor is not None else "not pinned"
+        print(f"extraction {key:<12} F1 {figures.get(key, float('nan')):.3f} {pinned}")
+    print(f"extraction {int(figures['pages'])} pages, {figures['pages_per_second']:.1f} pages/s")
+    failures = extraction_failures(figures, floors)
+    for failure in failures:
+        print("FAIL", failure)
+    return 1 if failures else 0
 
 
 # --------------------------------------------------------------------------- tagging
@@ -116,4 +192,4 @@ def _print_tagging() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_print_tagging())
+    raise SystemExit(max(_print_extraction(), _print_tagging()))

@@ -21,14 +21,22 @@ from newswire.records import Extraction
 URL = "https://news.example/world/2026/03/talks"
 
 PARAGRAPHS_EN = [
-    "Negotiators from both delegations met again on Tuesday in Geneva, resuming talks that had stalled "
-    "for almost three months over the sequencing of sanctions relief and the release of detainees.",
-    "Officials familiar with the discussions said the mediators had circulated a new draft text, which "
-    "both sides were studying before a second round scheduled for the end of the week.",
-    "The foreign ministry declined to comment on the details but said in a short statement that it "
-    "remained committed to a negotiated settlement and would send its delegation back on Friday.",
-    "Analysts cautioned that earlier rounds had also opened with optimism, only to break down when the "
-    "parties returned to the question of who would monitor the ceasefire line in the east.",
+    (
+        "Negotiators from both delegations met again on Tuesday in Geneva, resuming talks that had stalled "
+        "for almost three months over the sequencing of sanctions relief and the release of detainees."
+    ),
+    (
+        "Officials familiar with the discussions said the mediators had circulated a new draft text, which "
+        "both sides were studying before a second round scheduled for the end of the week."
+    ),
+    (
+        "The foreign ministry declined to comment on the details but said in a short statement that it "
+        "remained committed to a negotiated settlement and would send its delegation back on Friday."
+    ),
+    (
+        "Analysts cautioned that earlier rounds had also opened with optimism, only to break down when the "
+        "parties returned to the question of who would monitor the ceasefire line in the east."
+    ),
 ]
 
 
@@ -127,12 +135,18 @@ def test_fitting_label_with_a_few_broken_bytes_is_trusted() -> None:
 
 def test_unlabelled_legacy_bytes_are_sniffed() -> None:
     paragraphs = [
-        "Le gouvernement a présenté mercredi un projet de loi très attendu sur la réforme des retraites, "
-        "après des mois de négociations difficiles avec les syndicats et le patronat.",
-        "Selon le ministère, la réforme entrera en vigueur progressivement à partir de l'année prochaine, "
-        "et les carrières longues bénéficieront d'un dispositif spécifique élargi.",
-        "Les organisations syndicales ont déjà annoncé une journée de grève et de manifestations la semaine "
-        "prochaine, dénonçant un texte qu'elles jugent injuste et précipité.",
+        (
+            "Le gouvernement a présenté mercredi un projet de loi très attendu sur la réforme des retraites, "
+            "après des mois de négociations difficiles avec les syndicats et le patronat."
+        ),
+        (
+            "Selon le ministère, la réforme entrera en vigueur progressivement à partir de l'année prochaine, "
+            "et les carrières longues bénéficieront d'un dispositif spécifique élargi."
+        ),
+        (
+            "Les organisations syndicales ont déjà annoncé une journée de grève et de manifestations la semaine "
+            "prochaine, dénonçant un texte qu'elles jugent injuste et précipité."
+        ),
     ]
     body = page(paragraphs, lang=None).encode("cp1252")
     result = extract_article(body, "https://journal.example.fr/retraites")
