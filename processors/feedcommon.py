@@ -20,6 +20,10 @@ class FeedParseError(ValueError):
         self.reason = reason
         self.detail = detail
 
+    def __reduce__(self) -> tuple[type[FeedParseError], tuple[str, str]]:
+        # Picklable, so it can come back from a process-pool worker as itself.
+        return (type(self), (self.reason, self.detail))
+
 
 def absolute_http_link(link: object, base: str) -> str | None:
     """``link`` resolved against ``base`` when it is an http(s) URL with a host, else None.

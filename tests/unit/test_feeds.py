@@ -6,6 +6,7 @@ import ast
 import gzip
 import json
 import os
+import pickle
 import re
 import time
 from dataclasses import asdict
@@ -184,6 +185,18 @@ def test_documents_that_are_not_feeds(body: bytes, content_type: str | None, rea
         parse_feed(body, "http://feeds.test/f", content_type)
     assert caught.value.reason == reason
     assert isinstance(caught.value, ValueError)
+
+
+def test_feed_parse_error_pickles() -> None:
+    with pytest.raises(FeedParseError) as caught:
+        parse_feed(b"", "http://feeds.test/f")
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert (type(again), again.reason, again.detail, str(again)) == (
+        FeedParseError,
+        "empty",
+        caught.value.detail,
+        str(caught.value),
+    )
 
 
 def test_ttl_wins_over_sy_update_period() -> None:
