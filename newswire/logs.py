@@ -66,6 +66,9 @@ def quiet_prefect(home: Path) -> None:
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
+    # A first start in a fresh PREFECT_HOME migrates its database; on a busy 2-core machine that can
+    # take longer than Prefect's default 20 s, and then the run would fail for nothing.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def route_prefect_logs_to_file() -> None:
