@@ -8,7 +8,7 @@ pool deployment see ``prefect.yaml`` at the repository root.
 from __future__ import annotations
 
 from dataclasses import asdict, fields
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,9 @@ from prefect.artifacts import create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from newswire.connectors.feedlist import read_feed_list  # noqa: E402
+from newswire.contract import utc_now  # noqa: E402
 from newswire.live import run_once  # noqa: E402
 from newswire.pipeline import RunSummary  # noqa: E402
-from newswire.records import FeedSource  # noqa: E402
 
 route_prefect_logs_to_file()
 
@@ -32,13 +32,17 @@ DEFAULT_BATCH = 500
 
 
 @task(name="poll-batch", cache_policy=NO_CACHE, retries=0)
-def poll_batch(feeds: list[dict[str, Any]], params: dict[str, Any], poll_all: bool, interval_minutes: float) -> dict[str, Any]:
+def poll_batch(
+    feeds_file: str, params: dict[str, Any], poll_all: bool, interval_minutes: float, polled_before: str | None
+) -> dict[str, Any]:
+    """Lease a batch of due feeds (``lease_batch`` of the settings) and poll them."""
     settings = settings_from_params(params)
     summary = run_once(
         settings,
-        [FeedSource(**f) for f in feeds],
+        read_feed_list(Path(feeds_file)),
         poll_all=poll_all,
         interval=timedelta(minutes=interval_minutes),
+        polled_before=datetime.fromisoformat(polled_before) if polled_before else None,
     )
     return asdict(summary)
 
@@ -50,18 +54,26 @@ def poll(
     poll_all: bool = False,
     interval_minutes: float = 15.0,
     batch_size: int = DEFAULT_BATCH,
+    max_batches: int = 0,
 ) -> dict[str, Any]:
-    """Poll the feeds of ``feeds_file`` (OPML or plain list) once; returns the run summary.
+    """Poll the due feeds of ``feeds_file`` (OPML or plain list) once; returns the run summary.
 
-    ``params`` are the settings (as the CLI passes them); a deployment leaves them out and the worker's
-    ``NEWSWIRE_*`` environment decides.
+    A task per batch: each leases ``batch_size`` due feeds in the state store that no other run holds,
+    so flow runs on many workers share the list with no other configuration; the run ends when no due
+    feed is left (or after ``max_batches``). ``params`` are the settings (as the CLI passes them); a
+    deployment leaves them out and the worker's ``NEWSWIRE_*`` environment decides.
     """
-    feeds = read_feed_list(Path(feeds_file))
-    params = params if params is not None else settings_to_params(settings_from_env())
+    params = dict(params if params is not None else settings_to_params(settings_from_env()))
+    params["lease_batch"] = max(batch_size, 1)
+    started = utc_now().isoformat()
     total = RunSummary()
-    for start in range(0, len(feeds), max(batch_size, 1)):
-        batch = [asdict(f) for f in feeds[start : start + batch_size]]
-        merge(total, poll_batch(batch, params, poll_all, interval_minutes))
+    batches = 0
+    while True:
+        part = poll_batch(str(Path(feeds_file)), params, poll_all, interval_minutes, started)
+        merge(total, part)
+        batches += 1
+        if not part.get("feeds_polled") or (max_batches and batches >= max_batches):
+            break
     create_table_artifact(
         key="newswire-poll-summary",
         table=summary_table(total),
@@ -94,6 +106,8 @@ def merge(total: RunSummary, part: dict[str, Any]) -> None:
         if item.name == "topics":
             for slug, count in (value or {}).items():
                 total.topics[slug] = total.topics.get(slug, 0) + count
+        elif item.name in ("feeds_failing", "feeds_parked", "feeds_waiting"):
+            setattr(total, item.name, value or 0)  # counts of the whole store: the latest batch's
         elif isinstance(value, (int, float)):
             setattr(total, item.name, getattr(total, item.name) + value)
 

@@ -161,6 +161,20 @@ def run(
     replication_factor: ReplicationOpt = 1,
     metrics_port: MetricsPortOpt = None,
     metrics_addr: MetricsAddrOpt = "0.0.0.0",
+    lease_batch: Annotated[
+        int,
+        typer.Option(
+            "--lease-batch",
+            envvar="NEWSWIRE_LEASE_BATCH",
+            help="Lease this many due feeds at a time (0: all), so several workers share one state store.",
+        ),
+    ] = 0,
+    lease_seconds: Annotated[
+        float,
+        typer.Option(
+            "--lease-seconds", envvar="NEWSWIRE_LEASE_SECONDS", help="How long a worker holds its feeds and articles."
+        ),
+    ] = 600.0,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Poll the feeds in FILE, publish every new article, commit."""
@@ -179,9 +193,9 @@ def run(
         archive=not no_archive,
         partitions=partitions,
         replication_factor=replication_factor,
+        lease_batch=lease_batch,
+        lease_seconds=lease_seconds,
     )
-    if settings.state_url:
-        raise UserError("--state-url: only the embedded SQLite store (--state-dir) is available in this version")
     from newswire.connectors.feedlist import read_feed_list
 
     feed_list = read_feed_list(feeds)
@@ -204,10 +218,10 @@ def run(
 
         summary = run_poll_flow(feeds, settings, poll_all=all_feeds, interval_minutes=interval)
     else:
-        from newswire.live import run_once
+        from newswire.live import run_leased
 
         with _progress("articles") as on_progress:
-            summary = run_once(
+            summary = run_leased(
                 settings, feed_list, poll_all=all_feeds, interval=timedelta(minutes=interval), on_progress=on_progress
             )
     typer.echo(summary.line())
@@ -233,6 +247,22 @@ def _serve_metrics(port: int, addr: str, state_dir: Path, *, in_children: bool) 
         serve_metrics(port, addr)
     except MetricsError as exc:
         raise UserError(str(exc)) from None
+
+
+db_app = typer.Typer(help="The state store (SQLite file or PostgreSQL).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(state_dir: StateDirOpt = None, state_url: StateUrlOpt = None, verbose: VerboseOpt = 0) -> None:
+    """Create the state store or bring its schema to this version (every run does it too)."""
+    base = _start(verbose, state_dir)
+    from newswire.connectors.state import StateStore
+
+    with StateStore.open(base, state_url) as store:
+        applied, version = store.upgrade()
+        where = store.describe()
+    typer.echo(f"state store {where}: schema version {version} ({applied} migrations applied)")
 
 
 metrics_app = typer.Typer(help="Prometheus metrics.", no_args_is_help=True)
@@ -478,6 +508,7 @@ def feeds_status(
     ] = None,
     failing: Annotated[bool, typer.Option("--failing", help="Only feeds that are failing or parked.")] = False,
     state_dir: StateDirOpt = None,
+    state_url: StateUrlOpt = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Every feed's health: last poll, last success, HTTP status, entries seen, consecutive failures,
@@ -489,9 +520,9 @@ def feeds_status(
     from newswire.processors.schedule import ScheduleState, entries_per_day
     from newswire.live import schedule_settings
 
-    if not (base / "state.db").exists():
+    if not state_url and not (base / "state.db").exists():
         raise UserError(f"no state store in {base} (run `newswire run` first, or pass --state-dir)")
-    with StateStore.in_dir(base) as store:
+    with StateStore.open(base, state_url) as store:
         if feeds is None:
             states = store.feeds()
         else:
@@ -623,6 +654,7 @@ def feeds_export(
         Path | None, typer.Option("--output", "-o", help="OPML file to write (default: standard output).")
     ] = None,
     state_dir: StateDirOpt = None,
+    state_url: StateUrlOpt = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Write the feed list as OPML 2.0, with the titles the feeds gave themselves where known."""
@@ -634,10 +666,10 @@ def feeds_export(
 
     listed = read_feed_list(feeds)
     titles: dict[str, str | None] = {}
-    if (base / "state.db").exists():
+    if state_url or (base / "state.db").exists():
         from newswire.connectors.state import StateStore
 
-        with StateStore.in_dir(base) as store:
+        with StateStore.open(base, state_url) as store:
             titles = {url: s.title for url, s in store.feeds_for(f.url for f in listed).items()}
     out = [FeedSource(f.url, f.title or titles.get(f.url)) for f in listed]
     if output is not None:

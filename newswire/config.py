@@ -29,6 +29,10 @@ class Settings:
     kafka_options: dict[str, Any] = field(default_factory=dict)
     partitions: int = 1  # of topics newswire creates; consumer groups scale up to this many members
     replication_factor: int = 1
+    # many workers over one state store (docs/scaling.md): each run leases this many due feeds at a time
+    # (0: all that are due), for this long; article claims last as long
+    lease_batch: int = 0
+    lease_seconds: float = 600.0
     # fetching
     user_agent_contact: str = "https://github.com/newswire/newswire"
     connect_timeout: float = 10.0
@@ -77,6 +81,8 @@ class Settings:
             raise ConfigError(f"poll-floor ({self.poll_floor:g} min) exceeds poll-ceiling ({self.poll_ceiling:g} min)")
         if not 0 <= self.poll_jitter < 1:
             raise ConfigError("poll-jitter must be a fraction in [0, 1)")
+        if self.lease_batch < 0 or not self.lease_seconds > 0:
+            raise ConfigError("--lease-batch must be at least 0 and --lease-seconds positive")
         if self.partitions < 1 or self.replication_factor < 1:
             raise ConfigError("--partitions and --replication-factor must be at least 1")
         if self.park_after < 1 or self.discovery_probes < 0:
@@ -108,12 +114,15 @@ def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
             values[key] = Path(env[var])
     if env.get("NEWSWIRE_ALLOW_HOSTS"):
         values["allow_hosts"] = frozenset(env["NEWSWIRE_ALLOW_HOSTS"].replace(",", " ").split())
-    for var, key in (("NEWSWIRE_PARTITIONS", "partitions"), ("NEWSWIRE_REPLICATION_FACTOR", "replication_factor")):
+    for var, key, kind in (("NEWSWIRE_PARTITIONS", "partitions", int),
+                           ("NEWSWIRE_REPLICATION_FACTOR", "replication_factor", int),
+                           ("NEWSWIRE_LEASE_BATCH", "lease_batch", int),
+                           ("NEWSWIRE_LEASE_SECONDS", "lease_seconds", float)):
         if env.get(var):
             try:
-                values[key] = int(env[var])
+                values[key] = kind(env[var])
             except ValueError:
-                raise ConfigError(f"{var}={env[var]!r}: expected a whole number") from None
+                raise ConfigError(f"{var}={env[var]!r}: expected a number") from None
     if env.get("NEWSWIRE_KAFKA_OPTIONS"):
         values["kafka_options"] = parse_kafka_options([env["NEWSWIRE_KAFKA_OPTIONS"]])
     return Settings(**values)

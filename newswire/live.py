@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from newswire import __version__
@@ -17,6 +20,7 @@ from newswire.connectors.kafka import KafkaSettings, Outgoing, Publisher
 from newswire.connectors.state import FeedState, PublishedRow, StateStore
 from newswire.connectors.warc_writer import WarcArchive
 from newswire.contract import DeadLetter, utc_iso, utc_now
+from newswire.metrics import metrics, poll_outcome
 from newswire.pipeline import (
     Candidate,
     FeedPoll,
@@ -26,7 +30,6 @@ from newswire.pipeline import (
     RunSummary,
     _dead_letter_out,
     all_topics,
-    due_feeds,
     entry_candidates,
     extraction_pool,
     feed_state_after,
@@ -34,7 +37,7 @@ from newswire.pipeline import (
 from newswire.polling import Poller, poll_feeds
 from newswire.processors.schedule import ScheduleSettings
 from newswire.processors.tagging import Tagger, load_taxonomy
-from newswire.records import FeedSource
+from newswire.records import FeedSource, FetchResult
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +88,60 @@ def kafka_settings(settings: Settings) -> KafkaSettings:
         bootstrap_servers=settings.bootstrap_servers,
         topic_prefix=settings.topic_prefix,
         client_config=dict(settings.kafka_options),
+        partitions=settings.partitions,
+        replication_factor=settings.replication_factor,
     )
+
+
+def worker_id() -> str:
+    """Who holds a lease: host, process and run, so two runs of one process never share leases."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _timed(fetch: Callable[..., Awaitable[FetchResult]]) -> Callable[..., Awaitable[FetchResult]]:
+    """The fetcher's ``fetch`` with its latency recorded by kind (feed, page)."""
+
+    async def timed(url: str, *, kind: str, **options: object) -> FetchResult:
+        with metrics().timed(metrics().fetch_seconds, kind=kind):
+            return await fetch(url, kind=kind, **options)
+
+    return timed
+
+
+def run_leased(
+    settings: Settings,
+    feeds: Sequence[FeedSource],
+    *,
+    poll_all: bool = False,
+    interval: timedelta = DEFAULT_INTERVAL,
+    on_progress: Callable[[int, int], None] | None = None,
+    fetcher_factory: FetcherFactory | None = None,
+) -> RunSummary:
+    """``run --once``: with ``lease_batch`` set, lease and poll batches of due feeds until none is left
+    for this worker (other workers take batches beside it); else one :func:`run_once`."""
+    if not settings.lease_batch:
+        return run_once(settings, feeds, poll_all=poll_all, interval=interval, on_progress=on_progress,
+                        fetcher_factory=fetcher_factory)
+    started, total = utc_now(), RunSummary()
+    while True:
+        part = run_once(settings, feeds, poll_all=poll_all, interval=interval, on_progress=on_progress,
+                        fetcher_factory=fetcher_factory, polled_before=started)
+        merge_summary(total, part)
+        if part.feeds_polled == 0:
+            return total
+
+
+def merge_summary(total: RunSummary, part: RunSummary) -> None:
+    """Add one batch's summary to a run's; health counts describe the store, so the latest wins."""
+    for item in fields(RunSummary):
+        value = getattr(part, item.name)
+        if item.name == "topics":
+            for slug, count in value.items():
+                total.topics[slug] = total.topics.get(slug, 0) + count
+        elif item.name in ("feeds_failing", "feeds_parked", "feeds_waiting"):
+            setattr(total, item.name, value)
+        else:
+            setattr(total, item.name, getattr(total, item.name) + value)
 
 
 @dataclass
@@ -105,9 +161,14 @@ def run_once(
     interval: timedelta = DEFAULT_INTERVAL,
     on_progress: Callable[[int, int], None] | None = None,
     fetcher_factory: FetcherFactory | None = None,
+    polled_before: datetime | None = None,
 ) -> RunSummary:
     """Poll the due feeds (or all), publish every new entry, commit. Raises BrokerUnavailable,
-    TaxonomyError, StateError for the caller to report in one line."""
+    TaxonomyError, StateError for the caller to report in one line.
+
+    The feeds polled are leased in the state store first (``settings.lease_batch`` of them at most), and
+    every article is claimed by id before it is published, so workers sharing one store never poll a
+    feed together nor publish an article twice. ``polled_before``: leave feeds polled since then."""
     return asyncio.run(
         _run_once(
             settings,
@@ -116,6 +177,7 @@ def run_once(
             interval=interval,
             on_progress=on_progress,
             fetcher_factory=fetcher_factory or Fetcher,
+            polled_before=polled_before,
         )
     )
 
@@ -128,6 +190,7 @@ async def _run_once(
     interval: timedelta,
     on_progress: Callable[[int, int], None] | None,
     fetcher_factory: FetcherFactory,
+    polled_before: datetime | None = None,
 ) -> RunSummary:
     started = time.monotonic()
     schedule = schedule_settings(settings, interval)
@@ -135,18 +198,36 @@ async def _run_once(
     taxonomy = load_taxonomy(settings.taxonomy)
     tagger = Tagger(taxonomy)
     with ExitStack() as stack:
-        store = stack.enter_context(StateStore.in_dir(settings.state_dir))
+        store = stack.enter_context(StateStore.open(settings.state_dir, settings.state_url))
         publisher = stack.enter_context(Publisher(kafka_settings(settings)))
         await asyncio.to_thread(publisher.ensure_topics, all_topics(settings.topic_prefix, taxonomy))
         archive = stack.enter_context(WarcArchive(settings.archive_path)) if settings.archive else None
         executor = stack.enter_context(extraction_pool(settings.extract_workers))
         now = utc_now()
-        known = store.feeds_for(f.url for f in feeds)
-        targets = due_feeds(feeds, known, now, poll_all=poll_all)
+        worker, lease_for = worker_id(), timedelta(seconds=settings.lease_seconds)
+        store.register_feeds((f.url, f.title) for f in feeds)
+        # whatever this run leased or claimed and did not finish goes back when it ends, even by an error
+        stack.callback(store.release_feeds, worker)
+        stack.callback(store.release_articles, worker)
+        leased = store.lease_due(
+            [f.url for f in feeds],
+            owner=worker,
+            now=now,
+            lease_for=lease_for,
+            limit=settings.lease_batch or None,
+            poll_all=poll_all,
+            polled_before=polled_before,
+        )
+        known = {url: state for url, state in leased.items() if state is not None}
+        first: dict[str, FeedSource] = {}
+        for feed in feeds:
+            first.setdefault(feed.url, feed)
+        targets = [first[url] for url in leased]
         fetch_log: list[tuple] = []  # type: ignore[type-arg]
         async with fetcher_factory(fetch_settings(settings)) as fetcher:
+            timed_fetch = _timed(fetcher.fetch)
             poller = Poller(
-                fetch=fetcher.fetch,
+                fetch=timed_fetch,
                 executor=executor,
                 archive_write=archive.write if archive is not None else None,
                 fetch_log=fetch_log,
@@ -222,10 +303,16 @@ async def _run_once(
                         continue
                     chosen[candidate.id] = candidate
                     ordered.append(candidate)
-            already = store.published_among(c.id for c in ordered)
+            for item in polls:
+                metrics().poll(poll_outcome(item.result.status, item.error))
+            claimed, already = store.claim_articles(
+                (c.id for c in ordered), owner=worker, now=utc_now(), lease_for=lease_for
+            )
             summary.duplicates += len(already)
-            fresh = [c for c in ordered if c.id not in already]
-            for candidate in fresh:
+            fresh = [c for c in ordered if c.id in claimed]
+            # claimed by another worker publishing them now: settled after our own (below)
+            elsewhere = [c for c in ordered if c.id not in claimed and c.id not in already]
+            for candidate in fresh + elsewhere:
                 tallies[listed(candidate)].pending += 1
             for url, ids in ids_of.items():
                 tallies[url].new = sum(1 for i in ids if i not in already)
@@ -245,6 +332,9 @@ async def _run_once(
                     if o.status != "failed"
                 ]
                 store.mark_published(rows, utc_now())
+                failed = [o.candidate.id for o in batch if o.status == "failed"]
+                if failed:  # another worker may take them at once
+                    store.release_articles(worker, failed)
 
             processor = Processor(
                 settings=settings,
@@ -255,9 +345,13 @@ async def _run_once(
                 on_progress=progressed,
                 on_batch=commit,
             )
-            pages = LivePages(fetcher.fetch, archive.write if archive is not None else None, fetch_log)
+            pages = LivePages(timed_fetch, archive.write if archive is not None else None, fetch_log)
             processed_from = time.monotonic()
             outcomes = await processor.process(fresh, pages)
+            outcomes += await _settle_elsewhere(
+                elsewhere, store, worker, lease_for, processor, pages, summary,
+                lambda c: _settled(tallies[listed(c)]),
+            )
             log.info("phase articles: %d in %.1f s", len(fresh), time.monotonic() - processed_from)
 
         # commit: ids first (only what the broker acknowledged), then the feeds' validators
@@ -305,10 +399,52 @@ async def _run_once(
             for item in polls
         ]
         store.save_feeds(saved)
+        metrics().duplicates.inc(summary.duplicates)
+        metrics().most_overdue.set(store.most_overdue(utc_now()).total_seconds())
         log.info("phase commit: done at %.1f s", time.monotonic() - started)
-        _count_health(summary, feeds, {**known, **{s.url: s for s in saved}}, utc_now())
+        if settings.lease_batch:  # workers share a store: its counts, from the database
+            health = store.health_counts(utc_now())
+            summary.feeds_failing, summary.feeds_parked, summary.feeds_waiting = (
+                health.failing, health.parked, health.waiting)
+        else:
+            listed_states = store.feeds_for(f.url for f in feeds)
+            _count_health(summary, feeds, {**listed_states, **{s.url: s for s in saved}}, utc_now())
     summary.elapsed = time.monotonic() - started
     return summary
+
+
+def _settled(tally: _FeedTally) -> None:
+    tally.pending -= 1
+
+
+async def _settle_elsewhere(
+    elsewhere: list[Candidate],
+    store: StateStore,
+    owner: str,
+    lease_for: timedelta,
+    processor: Processor,
+    pages: LivePages,
+    summary: RunSummary,
+    settled: Callable[[Candidate], None],
+) -> list[Outcome]:
+    """Articles another worker had claimed when this run wanted them: wait until that worker has
+    published them (a duplicate here) or its claim expired (it died: this run claims and publishes
+    them). What is still claimed after a lease time stays pending, so the feed is read again."""
+    outcomes: list[Outcome] = []
+    deadline = time.monotonic() + lease_for.total_seconds() + 2
+    while elsewhere and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        claimed, done = store.claim_articles(
+            (c.id for c in elsewhere), owner=owner, now=utc_now(), lease_for=lease_for
+        )
+        for candidate in elsewhere:
+            if candidate.id in done:
+                summary.duplicates += 1
+                settled(candidate)
+        if claimed:
+            outcomes += await processor.process([c for c in elsewhere if c.id in claimed], pages)
+        elsewhere = [c for c in elsewhere if c.id not in claimed and c.id not in done]
+    return outcomes
 
 
 def _count_health(
