@@ -517,8 +517,8 @@ def feeds_status(
     from datetime import UTC, datetime
 
     from newswire.connectors.state import FeedState, StateStore
-    from newswire.processors.schedule import ScheduleState, entries_per_day
     from newswire.live import schedule_settings
+    from newswire.processors.schedule import ScheduleState, entries_per_day
 
     if not state_url and not (base / "state.db").exists():
         raise UserError(f"no state store in {base} (run `newswire run` first, or pass --state-dir)")
