@@ -38,8 +38,10 @@ from texts import article_items, corpus_root, feed_items
 REPO = Path(__file__).resolve().parents[1]
 TAXONOMY_DIR = REPO / "newswire" / "taxonomy"
 MARKER = "# --- learned combiner"
-FEATURE_SETS = ("evidence", "global", "terms", "full")
+FEATURE_SETS = ("evidence", "global", "terms", "full", "bow")
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+BOW_MIN_DF = 8  # context words seen in at least this many tune items with evidence
+BOW_SCALE = 0.5
 
 
 @dataclass
@@ -62,9 +64,25 @@ def select(names: list[str], kind: str) -> list[int]:
             return n in COMBINER_FEATURES
         if kind == "terms":
             return n in COMBINER_FEATURES or n.startswith("term:")
-        return True
+        return not n.startswith("bow:")
 
+    if kind == "bow":
+        return [i for i, n in enumerate(names) if n in COMBINER_FEATURES or n.startswith("bow:")]
     return [i for i, n in enumerate(names) if ok(n)]
+
+
+_TOKEN = re.compile(r"[^\W\d_]{3,}")
+
+
+def tokens(text: str) -> set[str]:
+    """Words (3+ letters) of spaced scripts and CJK character bigrams, lower-cased: a context vocabulary."""
+    out: set[str] = set()
+    for tok in _TOKEN.findall(text.lower()):
+        if any("\u4e00" <= ch <= "\u9fff" for ch in tok):
+            out.update(tok[i : i + 2] for i in range(len(tok) - 1))
+        else:
+            out.add(tok)
+    return out
 
 
 def fit_lr(X: np.ndarray, y: np.ndarray, w: np.ndarray, c: float, iters: int = 50) -> np.ndarray:
@@ -176,6 +194,7 @@ def load_data(tagger: Tagger) -> tuple[dict[str, Data], list[tuple[Label, str]]]
         raise SystemExit("error: corpus not found (../shared/corpus or $NEWSWIRE_CORPUS)")
     feats: list[list[dict[str, float]]] = []
     meta: list[tuple[Label, str]] = []
+    toks: list[set[str]] = []
     for set_name, fname in SETS.items():
         labels = [lab for lab in load_labels(LABELS / fname) if lab.split == "tune"]
         if set_name == "feeds":
@@ -187,6 +206,7 @@ def load_data(tagger: Tagger) -> tuple[dict[str, Data], list[tuple[Label, str]]]
             if item is None:
                 continue
             feats.append(tagger.features(item.title, item.text))
+            toks.append(tokens(item.title + "\n" + item.text))
             meta.append((lab, set_name))
     out: dict[str, Data] = {}
     for ti, slug in enumerate(tagger.taxonomy.slugs):
@@ -199,7 +219,19 @@ def load_data(tagger: Tagger) -> tuple[dict[str, Data], list[tuple[Label, str]]]
         names = [n for n in COMBINER_FEATURES if n in counts] + sorted(
             n for n, k in counts.items() if k >= 3 and n not in COMBINER_FEATURES
         )
-        X = np.array([[f[ti].get(n, 0.0) for n in names] for f in feats])
+        df: dict[str, int] = {}
+        for f, tk in zip(feats, toks):
+            if f[ti]["evidence"] > 0:
+                for t in tk:
+                    df[t] = df.get(t, 0) + 1
+        bow = sorted(t for t, k in df.items() if k >= BOW_MIN_DF)
+        X = np.array(
+            [
+                [f[ti].get(n, 0.0) for n in names] + [BOW_SCALE * (t in tk) for t in bow]
+                for f, tk in zip(feats, toks)
+            ]
+        )
+        names = names + ["bow:" + t for t in bow]
         grade = np.array([lab.grades.get(slug, 0) for lab, _ in meta])
         set_idx = np.array([0 if s == "articles" else 1 for _, s in meta])
         has_ev = np.array([f[ti]["evidence"] > 0 for f in feats])
@@ -239,7 +271,7 @@ def write_model(
     if MARKER in text:
         text = text[: text.index(MARKER)].rstrip("\n") + "\n"
     # Fold the chosen cut into the bias, so that score >= the topic's threshold means tagged.
-    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    logit = lambda p: math.log(p / (1 - p))
     bias = float(beta[0]) - logit(min(max(cut, 1e-6), 1 - 1e-6)) + logit(threshold)
     lines = [
         f"{MARKER} (eval/train_combiner.py --write, tune split only; edit terms above, then retrain)",

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 
 import ahocorasick
-from newswire.processors.taxonomy import Taxonomy, TaxonomyError, Term, load_taxonomy, normalise_text
+from newswire.processors.taxonomy import Taxonomy, TaxonomyError, load_taxonomy, normalise_text
 
 from newswire.records import TopicTag
 
@@ -371,9 +371,10 @@ class Tagger:
             spaces += full.count(" ", lead_start, lead_end) + full.count("\n", lead_start, lead_end)
         words = spaces + cjk_chars // 2
         norm = (words / NORM_WORDS) ** NORM_EXPONENT if words > NORM_WORDS else 1.0
+        cjk = (cjk_chars // 2) / words
         return [
             self._evidence(
-                ti, full, hits[ti], excl[ti] + dead, cues, norm, title_end, lead_start, lead_end, words
+                ti, full, hits[ti], excl[ti] + dead, cues, norm, title_end, lead_start, lead_end, words, cjk
             )
             for ti in range(n_topics)
         ]
@@ -392,10 +393,11 @@ class Tagger:
         lead_start: int,
         lead_end: int,
         words: int,
+        cjk: float,
     ) -> _Evidence:
         topic = self._topics[ti]
         if not hits:
-            return _Evidence(words)
+            return _Evidence(words, cjk)
         if spans:
             hits = [h for h in hits if not any(s <= h.start and h.end <= e for s, e in spans)]
         # Overlapping hits of one topic: the longest wins ("russian president" over "russian").
@@ -428,7 +430,7 @@ class Tagger:
             last_end = h.end
         if kept and all(terms[h.term].context for h in kept):
             kept = []
-        ev = _Evidence(words, loose=loose)
+        ev = _Evidence(words, cjk, loose=loose)
         if not kept:
             return ev
         per_term: dict[int, list[float]] = {}
@@ -467,6 +469,17 @@ class Tagger:
         ev.contrib = contrib
         ev.matches = matches
         ev.listed = listed / len(kept)
+        ev.hits = len(kept)
+        # Where the evidence sits in the text: a subject is named early and throughout, a passing
+        # mention once, somewhere.
+        span = len(full) - lead_start
+        if span > 0:
+            body = [h.start for h in kept if h.start >= lead_start]
+            if body:
+                ev.first = (body[0] - lead_start) / span
+                ev.spread = (body[-1] - body[0]) / span
+            else:
+                ev.first = 1.0
         return ev
 
     def _features(self, ti: int, evs: list[_Evidence]) -> dict[str, float]:
@@ -482,6 +495,11 @@ class Tagger:
             "damp": 1.0 if ev.damped else 0.0,
             "listed": ev.listed,
             "filtered": math.log1p(sum(ev.loose.values())),
+            "short_evidence": math.log1p(ev.raw) if ev.words <= NORM_WORDS else 0.0,
+            "hits": math.log1p(ev.hits),
+            "first": ev.first,
+            "spread": ev.spread,
+            "cjk": ev.cjk,
         }
         for idx, c in ev.contrib.items():
             name = "term:" + labels[idx]
@@ -524,6 +542,7 @@ class _Evidence:
     """One topic's keyword evidence in one item, before it becomes a score."""
 
     words: int
+    cjk: float  # share of the words that are CJK (estimated)
     raw: float = 0.0
     title: float = 0.0
     contrib: dict[int, float] = field(default_factory=dict)  # term index -> weighted evidence
@@ -531,6 +550,9 @@ class _Evidence:
     matches: dict[str, int] = field(default_factory=dict)
     listed: float = 0.0
     damped: bool = False
+    hits: int = 0
+    first: float = 0.0
+    spread: float = 0.0
 
 
 def _default_lead_len(text: str) -> int:

@@ -93,7 +93,21 @@ class Term:
 
 # Features a topic's learned combiner may weigh (see processors/tagging.py, docs/tagging.md): fixed
 # names, plus "term:<label>" / "loose:<label>" per term of the topic and "other:<slug>" per other topic.
-COMBINER_FEATURES = ("evidence", "title", "terms", "short", "words", "damp", "listed", "filtered")
+COMBINER_FEATURES = (
+    "evidence",
+    "title",
+    "terms",
+    "short",
+    "words",
+    "damp",
+    "listed",
+    "filtered",
+    "short_evidence",
+    "hits",
+    "first",
+    "spread",
+    "cjk",
+)
 COMBINER_PREFIXES = ("term:", "loose:", "other:")
 
 
