@@ -118,6 +118,9 @@ def _settings(**values: Any) -> Settings:
     state_dir = values.pop("state_dir") or default_state_dir()
     kafka = parse_kafka_options(values.pop("kafka_options") or [])
     hosts = _split_hosts(values.pop("allow_hosts"))
+    from newswire.config import schedule_from_env
+
+    values = {**schedule_from_env(), **values}  # fetch limits and schedule knobs: NEWSWIRE_* (docs/fetching.md)
     return Settings(state_dir=state_dir, kafka_options=kafka, allow_hosts=hosts, **values)
 
 

@@ -125,7 +125,49 @@ def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
                 raise ConfigError(f"{var}={env[var]!r}: expected a number") from None
     if env.get("NEWSWIRE_KAFKA_OPTIONS"):
         values["kafka_options"] = parse_kafka_options([env["NEWSWIRE_KAFKA_OPTIONS"]])
+    values.update(schedule_from_env(env))
     return Settings(**values)
+
+
+#: Fetch and schedule knobs read from the environment by every command and worker (docs/fetching.md).
+SCHEDULE_ENV: dict[str, tuple[str, type]] = {
+    "NEWSWIRE_POLL_FLOOR": ("poll_floor", float),
+    "NEWSWIRE_POLL_CEILING": ("poll_ceiling", float),
+    "NEWSWIRE_ENTRIES_PER_POLL": ("entries_per_poll", float),
+    "NEWSWIRE_RATE_WINDOW": ("rate_window", float),
+    "NEWSWIRE_POLL_JITTER": ("poll_jitter", float),
+    "NEWSWIRE_BACKOFF_BASE": ("backoff_base", float),
+    "NEWSWIRE_BACKOFF_MAX": ("backoff_max", float),
+    "NEWSWIRE_PARK_AFTER": ("park_after", int),
+    "NEWSWIRE_PARK_RETRY": ("park_retry", float),
+    "NEWSWIRE_RETRY_AFTER_MAX": ("retry_after_max", float),
+    "NEWSWIRE_DISCOVERY_PROBES": ("discovery_probes", int),
+    "NEWSWIRE_CONCURRENCY": ("concurrency", int),
+    "NEWSWIRE_PER_HOST": ("per_host", int),
+    "NEWSWIRE_MAX_FEED_BYTES": ("max_feed_bytes", int),
+    "NEWSWIRE_MAX_PAGE_BYTES": ("max_page_bytes", int),
+    "NEWSWIRE_MAX_REDIRECTS": ("max_redirects", int),
+    "NEWSWIRE_CONNECT_TIMEOUT": ("connect_timeout", float),
+    "NEWSWIRE_READ_TIMEOUT": ("read_timeout", float),
+    "NEWSWIRE_TOTAL_TIMEOUT": ("total_timeout", float),
+}
+
+
+def schedule_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Settings values for the fetch limits and the schedule from ``NEWSWIRE_*`` variables (minutes for
+    intervals, bytes for sizes, seconds for timeouts)."""
+    import os
+
+    env = dict(os.environ) if environ is None else environ
+    values: dict[str, Any] = {}
+    for var, (key, kind) in SCHEDULE_ENV.items():
+        raw = env.get(var, "").strip()
+        if raw:
+            try:
+                values[key] = kind(raw)
+            except ValueError:
+                raise ConfigError(f"{var}={raw!r}: expected {'a whole number' if kind is int else 'a number'}") from None
+    return values
 
 
 def settings_to_params(settings: Settings) -> dict[str, Any]:
