@@ -487,3 +487,31 @@ def test_missing_path_and_empty_dir_are_clear_errors(tmp_path: Path) -> None:
 
 def test_taxonomy_error_is_a_value_error() -> None:
     assert issubclass(TaxonomyError, ValueError)
+
+
+# --------------------------------------------------------------------------- learned combiner
+
+
+def test_a_learned_combiner_rescores_but_never_tags_without_matches() -> None:
+    base = "slug: r\nterms:\n  - match: [kremlin]\n    weight: 6\n"
+    plain = Tagger(load_taxonomy_text(base))
+    strict = Tagger(load_taxonomy_text(base + "model:\n  bias: -5\n  weights:\n    evidence: 1\n"))
+    text = "The Kremlin said so."
+    assert plain.tag(None, text) and not strict.tag(None, text)
+    loose = Tagger(load_taxonomy_text(base + "model:\n  bias: 5\n  weights:\n    term:kremlin: 1\n"))
+    assert [t.slug for t in loose.tag(None, text)] == ["r"]
+    assert loose.tag(None, "Nothing relevant here.") == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "message"),
+    [
+        ("model:\n  bias: 1\n  weights:\n    evidnce: 1\n", 6, "unknown model feature 'evidnce'"),
+        ("model:\n  bias: 1\n  weights:\n    term:nope: 1\n", 6, "names no term label"),
+        ("model:\n  weights:\n    evidence: 1\n", 4, "model needs 'bias' and 'weights'"),
+        ("model:\n  bias: 1\n  weights:\n    other:nope: 1\n", 4, "names no topic"),
+    ],
+)
+def test_combiner_errors_name_the_line(extra: str, line: int, message: str) -> None:
+    with pytest.raises(TaxonomyError, match=rf"^t\.yaml:{line}: .*{message}"):
+        load_taxonomy_text("slug: r\nterms: [kremlin]\n" + extra, filename="t.yaml")
