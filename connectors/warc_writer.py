@@ -14,6 +14,8 @@ from __future__ import annotations
 import io
 import logging
 import os
+import queue
+import threading
 import uuid
 import zlib
 from datetime import datetime, timezone
@@ -28,6 +30,8 @@ from newswire.records import FetchResult
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 1024**3
+# warcio compresses at level 9; level 6 is ~3x faster on HTML and only a few percent larger
+COMPRESS_LEVEL = 6
 KIND_HEADER = "WARC-Newswire-Kind"  # extension field: "feed" or "page", so replay needn't sniff our own files
 _HOP_BY_HOP = {"content-encoding", "transfer-encoding", "content-length", "connection", "keep-alive"}
 
@@ -41,8 +45,18 @@ def _reason(status: int) -> str:
         return "Unknown"
 
 
+def _gzip_member(data: bytes) -> bytes:
+    compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+    return compressor.compress(data) + compressor.flush()
+
+
 class WarcArchive:
-    """Append-only WARC writer rotating by size. Not thread-safe: one writer per process/event loop."""
+    """Append-only WARC writer rotating by size.
+
+    ``write`` only serialises the record; compressing and appending happen on one background thread
+    (zlib releases the GIL), so archiving never stalls the fetching event loop. ``close`` drains it.
+    Call ``write`` from one thread at a time.
+    """
 
     def __init__(self, directory: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, software: str = "newswire") -> None:
         self.directory = directory
@@ -54,6 +68,9 @@ class WarcArchive:
         self._size = 0
         self.records_written = 0
         recover_open_files(directory)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=256)  # bounded: memory stays flat
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
     def write(self, result: FetchResult, kind: Literal["feed", "page"]) -> None:
         """Archive a successful response (status 2xx with a body). Others live in the fetch log only."""
@@ -66,7 +83,7 @@ class WarcArchive:
             f"{result.status} {_reason(result.status)}", headers, protocol="HTTP/1.1"
         )
         buf = io.BytesIO()
-        writer = WARCWriter(buf, gzip=True)
+        writer = WARCWriter(buf, gzip=False)
         record = writer.create_warc_record(
             result.final_url,
             "response",
@@ -78,11 +95,24 @@ class WarcArchive:
             },
         )
         writer.write_record(record)
-        self._append(buf.getvalue())
+        if self._failure is not None:
+            raise RuntimeError(f"WARC archive in {self.directory} failed: {self._failure}") from self._failure
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drain, name="warc-writer", daemon=True)
+            self._thread.start()
+        self._queue.put(buf.getvalue())
+
+    def _drain(self) -> None:
+        while (data := self._queue.get()) is not None:
+            try:
+                self._append(_gzip_member(data))
+            except BaseException as exc:  # keep draining so writers never block; report on next write
+                log.error("warc write failed dir=%s", self.directory, exc_info=True)
+                self._failure = exc
 
     def _append(self, data: bytes) -> None:
         if self._fh is not None and self._size + len(data) > self.max_bytes and self._size > 0:
-            self.close()
+            self._close_file()
         if self._fh is None:
             self._open()
         assert self._fh is not None
@@ -98,13 +128,21 @@ class WarcArchive:
         self._fh = open(self._path, "ab", buffering=0)  # noqa: SIM115 - lifetime spans many calls
         self._size = 0
         buf = io.BytesIO()
-        writer = WARCWriter(buf, gzip=True)
+        writer = WARCWriter(buf, gzip=False)
         info = writer.create_warcinfo_record(name[: -len(".open")], {"software": self.software, "format": "WARC/1.1"})
         writer.write_record(info)
-        self._fh.write(buf.getvalue())
-        self._size = buf.tell()
+        member = _gzip_member(buf.getvalue())
+        self._fh.write(member)
+        self._size = len(member)
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self._close_file()
+
+    def _close_file(self) -> None:
         if self._fh is None or self._path is None:
             return
         self._fh.close()
