@@ -450,6 +450,14 @@ class StateStore:
                     taken[state.url] = state if state.last_poll_at is not None else None
         return dict(sorted(taken.items(), key=lambda kv: order[kv[0]]))
 
+    def renew(self, owner: str, now: datetime, lease_for: timedelta) -> None:
+        """Extend this worker's feed leases and article claims: a live worker keeps them however long
+        its run takes; a dead one stops renewing and loses them ``lease_for`` later."""
+        until = _iso(now + lease_for)
+        with self._tx() as conn:
+            conn.execute(_feeds.update().where(_feeds.c.lease_owner == owner).values(lease_until=until))
+            conn.execute(_claims.update().where(_claims.c.owner == owner).values(until=until))
+
     def release_feeds(self, owner: str) -> None:
         """End this worker's remaining feed leases (feeds it leased but did not save)."""
         with self._tx() as conn:

@@ -17,7 +17,7 @@ from newswire import __version__
 from newswire.config import Settings
 from newswire.connectors.http import Fetcher, FetchSettings
 from newswire.connectors.kafka import KafkaSettings, Outgoing, Publisher
-from newswire.connectors.state import FeedState, PublishedRow, StateStore
+from newswire.connectors.state import FeedState, PublishedRow, StateError, StateStore
 from newswire.connectors.warc_writer import WarcArchive
 from newswire.contract import DeadLetter, utc_iso, utc_now
 from newswire.metrics import metrics, poll_outcome
@@ -218,6 +218,8 @@ async def _run_once(
             poll_all=poll_all,
             polled_before=polled_before,
         )
+        renewal = asyncio.create_task(_renew(store, worker, lease_for))
+        stack.callback(renewal.cancel)
         known = {url: state for url, state in leased.items() if state is not None}
         first: dict[str, FeedSource] = {}
         for feed in feeds:
@@ -411,6 +413,16 @@ async def _run_once(
             _count_health(summary, feeds, {**listed_states, **{s.url: s for s in saved}}, utc_now())
     summary.elapsed = time.monotonic() - started
     return summary
+
+
+async def _renew(store: StateStore, worker: str, lease_for: timedelta) -> None:
+    """Renew this run's leases and claims three times per lease, until cancelled at the run's end."""
+    while True:
+        await asyncio.sleep(lease_for.total_seconds() / 3)
+        try:
+            await asyncio.to_thread(store.renew, worker, utc_now(), lease_for)
+        except StateError as exc:  # the database is back next time, or the leases lapse: others poll
+            log.warning("lease renewal failed: %s", exc)
 
 
 def _settled(tally: _FeedTally) -> None:
