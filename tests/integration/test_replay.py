@@ -191,7 +191,7 @@ def test_dated_snapshots_with_overlapping_items_replay_each_item_once(
     records = [(FEED_X, rss("X news", items), when, "feed") for when, items in snapshots]
     # written out of time order: replay orders by WARC-Date; a later copy identical to the first is not parsed again
     records = [records[2], records[0], records[1], (FEED_X, records[0][1], D2 + timedelta(hours=1), "feed")]
-    records.append((b, page("Bravo page", "Kabul airport reopened as Afghanistan talks resumed."), D1 + timedelta(minutes=1), "page"))
+    records.append((b, page("Bravo page", "Kabul airport reopened as Afghanistan talks resumed. The Taliban government in Kabul said flights to Afghanistan would restart next week, and Afghan officials met envoys about aid to Afghanistan."), D1 + timedelta(minutes=1), "page"))
     records.append((feedless, page("A column"), D2, "page"))
     path = our_warc(tmp_path / "arch", records)
 
