@@ -46,6 +46,7 @@ from tests.support.hostile_server import (
     stall,
     stream,
 )
+from tests.support.proc_memory import TreeMemory
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "demo" / "sample"
@@ -216,14 +217,16 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp, hostile_web() as web:
             settings = hostile_settings(broker.bootstrap, "hostile", Path(tmp) / "state")
             started = time.monotonic()
-            summary = run_once(settings, web.feeds, fetcher_factory=web.fetcher)
+            exclude = {broker.pid} if broker.pid else set()
+            with TreeMemory(exclude=exclude) as memory:
+                summary = run_once(settings, web.feeds, fetcher_factory=web.fetcher)
             elapsed = time.monotonic() - started
             print(summary.line())
             print(f"feeds: {len(web.feeds)} ({len(web.corpus_feeds)} from the ill-formed corpus)")
             print(f"wall time of run_once: {elapsed:.1f} s")
             own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            print(f"peak RSS: this process {own:.0f} MiB, largest child {children:.0f} MiB")
+            print(f"peak RSS: this process {own:.0f} MiB; with its extraction workers {memory.peak_mib:.0f} MiB "
+                  "(sampled every 0.1 s, broker excluded)")
             print(f"bytes the hostile server sent: {web.hostile.bytes_sent / MiB:.1f} MiB")
             if "--status" in sys.argv:
                 from newswire.connectors.state import StateStore
