@@ -91,7 +91,7 @@ def test_three_workers_over_one_store_publish_every_article_exactly_once_and_met
     tmp_path: Path, read_all: ReadAll,
 ) -> None:
     state_url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
-    settings = _settings(kafka_settings, tmp_path, state_url)
+    settings = _settings(kafka_settings, tmp_path, state_url, partitions=3)
     feeds = farm.write_list(tmp_path / "feeds.txt")
     workers = [_worker(settings, feeds, metrics=True, linger=True) for _ in range(3)]
     try:
@@ -111,6 +111,7 @@ def test_three_workers_over_one_store_publish_every_article_exactly_once_and_met
     expected = _ids(farm)
     messages = read_all(kafka_settings, kafka_settings.topic("articles"), expected=len(expected), timeout=20)
     assert Counter(m.key.decode() for m in messages if m.key) == Counter({i: 1 for i in expected})
+    assert {m.partition for m in messages} == {0, 1, 2}  # keyed by id over the 3 partitions created
     assert sum(s["published"] for s in summaries) == len(expected) == 600
     assert sum(s["duplicates"] for s in summaries) == 600  # the second carrier of each
     with StateStore.open(tmp_path / "state", state_url) as store:

@@ -27,10 +27,11 @@ def main() -> None:
     parser.add_argument("feeds")
     parser.add_argument("--metrics-port", type=int)
     parser.add_argument("--linger", action="store_true")
+    parser.add_argument("--all", action="store_true", help="poll every feed (once), not only the due ones")
     args = parser.parse_args()
     settings = settings_from_params(json.loads(args.settings))
     server = serve_metrics(args.metrics_port, "127.0.0.1") if args.metrics_port is not None else None
-    summary = run_leased(settings, read_feed_list(Path(args.feeds)), poll_all=False)
+    summary = run_leased(settings, read_feed_list(Path(args.feeds)), poll_all=args.all)
     print(json.dumps({**asdict(summary), "metrics_port": server.port if server else None}), flush=True)
     if args.linger:
         sys.stdin.read()
