@@ -148,3 +148,38 @@ def test_publisher_hints_set_the_next_poll(kafka_settings: KafkaSettings, tmp_pa
     assert delays["cached.xml"] == (timedelta(hours=2), "max-age")
     plain, reason = delays["plain.xml"]
     assert reason == "default" and timedelta(minutes=27) <= plain <= timedelta(minutes=33)  # --interval, jittered
+
+
+def json_feed(base: str, ids: range) -> bytes:
+    items = ",".join(
+        f'{{"id": "{i}", "url": "{base}/j/{i}", "title": "Item {i}", '
+        f'"content_text": "Body of item {i}: the harbour council met again."}}'
+        for i in ids
+    )
+    return (
+        f'{{"version": "https://jsonfeed.org/version/1.1", "title": "JSON news", "items": [{items}]}}'
+    ).encode()
+
+
+def test_a_json_feed_is_polled_and_its_new_entries_feed_the_rate_estimate(
+    kafka_settings: KafkaSettings, tmp_path: Path, read_all: ReadAll
+) -> None:
+    with HostileServer() as server:
+        server.route("/feed.json", respond(json_feed(server.base_url, range(2)), content_type="application/feed+json"))
+        settings = pipeline_settings(kafka_settings, tmp_path / "state", fetch_pages=False)
+        feeds = [FeedSource(server.url("/feed.json"))]
+        first = run_once(settings, feeds)
+        with StateStore.in_dir(settings.state_dir) as store:
+            before = store.feed(feeds[0].url)
+        # two more items: new entries, counted for the feed's publishing rate (the first poll's are backlog)
+        server.route("/feed.json", respond(json_feed(server.base_url, range(4)), content_type="application/feed+json"))
+        second = run_once(settings, feeds, poll_all=True)
+        with StateStore.in_dir(settings.state_dir) as store:
+            after = store.feed(feeds[0].url)
+    assert first.published == 2 and second.published == 2 and second.duplicates == 2
+    messages = decoded(read_all(kafka_settings, kafka_settings.topic("articles"), expected=4))
+    assert {m["title"] for m in messages} == {f"Item {i}" for i in range(4)}
+    assert {m["feed"]["title"] for m in messages} == {"JSON news"}
+    assert before is not None and after is not None
+    assert before.rate_count == 0.0 and after.rate_count == pytest.approx(2.0, rel=1e-3)
+    assert after.title == "JSON news" and after.entries_seen == 6
