@@ -51,7 +51,7 @@ def parse_document(body: bytes, url: str, content_type: str | None) -> ParsedFee
     try:
         parsed: ParsedFeed = parse_feed(body, url, content_type)
     except FeedParseError as exc:
-        return ParseFailure(exc.reason, str(exc))
+        return ParseFailure(exc.reason, exc.detail)
     if parsed.bozo and not parsed.entries:
         # ill-formed and nothing salvageable: a broken feed, not an empty one
         return ParseFailure("ill-formed", parsed.bozo[:300])
