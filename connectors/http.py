@@ -386,21 +386,20 @@ class Fetcher:
             raise ValueError(f"kind must be 'feed' or 'page', not {kind!r}")
         if self._pool is None or self._overall is None:
             raise RuntimeError("Fetcher.fetch called outside 'async with Fetcher(...)'")
-        async with self._overall:
-            fetched_at = datetime.now(UTC)
-            try:
-                return await self._follow(url, kind, etag, last_modified, fetched_at, self._pool)
-            except _Failure as failure:
-                return FetchResult(
-                    url=url,
-                    final_url=failure.url or url,
-                    status=failure.status,
-                    headers=failure.headers,
-                    body=b"",
-                    fetched_at=fetched_at,
-                    error=failure.reason,
-                    detail=failure.detail,
-                )
+        fetched_at = datetime.now(UTC)
+        try:
+            return await self._follow(url, kind, etag, last_modified, fetched_at, self._pool)
+        except _Failure as failure:
+            return FetchResult(
+                url=url,
+                final_url=failure.url or url,
+                status=failure.status,
+                headers=failure.headers,
+                body=b"",
+                fetched_at=fetched_at,
+                error=failure.reason,
+                detail=failure.detail,
+            )
 
     @contextlib.asynccontextmanager
     async def _host_slot(self, host: str) -> AsyncIterator[None]:
@@ -408,8 +407,11 @@ class Fetcher:
         if slot is None:
             slot = self._hosts[host] = _HostSlot(asyncio.Semaphore(self.settings.per_host))
         slot.users += 1
+        assert self._overall is not None
         try:
-            async with slot.semaphore:
+            # the host's slot first: requests queued for one busy host must not sit on overall slots
+            # that requests to other hosts could use
+            async with slot.semaphore, self._overall:
                 yield
         finally:
             slot.users -= 1

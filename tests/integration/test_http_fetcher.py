@@ -725,3 +725,26 @@ def test_fetch_outside_the_context_manager_is_a_programming_error() -> None:
     fetcher = Fetcher(fast())
     with pytest.raises(RuntimeError, match="async with"):
         run(fetcher.fetch("http://127.0.0.1/", kind="page"))
+
+
+def test_a_busy_host_does_not_hold_overall_slots_other_hosts_could_use() -> None:
+    from demo.webserver import start_server
+
+    with start_server(None, "127.0.0.1") as slow, start_server(None, "127.0.0.2") as quick:
+        slow.add_route("/slow", b"<p>slow</p>", delay=0.8)
+        quick.add_route("/quick", b"<p>quick</p>")
+        settings = fast(concurrency=2, per_host=1, allow_hosts=frozenset({"127.0.0.1", "127.0.0.2"}))
+
+        async def scenario() -> float:
+            async with Fetcher(settings) as fetcher:
+                queued = [asyncio.create_task(fetcher.fetch(slow.url("/slow"), kind="page")) for _ in range(3)]
+                await asyncio.sleep(0.1)  # the slow host's three requests are in: one running, two queued
+                started = time.monotonic()
+                result = await fetcher.fetch(quick.url("/quick"), kind="page")
+                waited = time.monotonic() - started
+                assert result.ok
+                assert all(r.ok for r in await asyncio.gather(*queued))
+                return waited
+
+        # with an overall slot taken before the host slot, the quick host would wait for a slow answer
+        assert run(scenario()) < 0.5
