@@ -147,6 +147,7 @@ SCHEDULE_ENV: dict[str, tuple[str, type]] = {
     "NEWSWIRE_MAX_FEED_BYTES": ("max_feed_bytes", int),
     "NEWSWIRE_MAX_PAGE_BYTES": ("max_page_bytes", int),
     "NEWSWIRE_MAX_REDIRECTS": ("max_redirects", int),
+    "NEWSWIRE_USER_AGENT_CONTACT": ("user_agent_contact", str),
     "NEWSWIRE_CONNECT_TIMEOUT": ("connect_timeout", float),
     "NEWSWIRE_READ_TIMEOUT": ("read_timeout", float),
     "NEWSWIRE_TOTAL_TIMEOUT": ("total_timeout", float),
