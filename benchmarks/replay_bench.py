@@ -4,8 +4,10 @@ Packs two WARCs into a temporary directory (benchmarks/pack_article_pages.py, pa
 starts a Tansu broker on loopback, then measures in one run:
 
 * pages: the article pages replay extracts (unique by canonical URL), by
-  - bare ``trafilatura.extract(body, url=...)`` (defaults) in a pool of N processes, timed from the
-    pool's start (process start and imports included, as a replay's are) and once warm;
+  - bare ``trafilatura.extract(body, url=...)`` (defaults: text only) in a pool of N processes, timed
+    from the pool's start (process start and imports included, as a replay's are) and once warm;
+  - bare ``trafilatura.bare_extraction(body, url=..., with_metadata=True)``: trafilatura producing the
+    fields a message carries (title, authors, date, site name, language);
   - the pipeline's own extractor (``extract_article``: charset decoding, metadata, dates, language)
     alone in the same pool, warm;
   - ``newswire.replay.replay`` end to end: WARC index, extraction in its pool, tagging, messages,
@@ -111,6 +113,13 @@ def bare_trafilatura(item: tuple[bytes, str]) -> bool:
     return trafilatura.extract(body, url=url) is not None
 
 
+def bare_trafilatura_metadata(item: tuple[bytes, str]) -> bool:
+    import trafilatura
+
+    body, url = item
+    return trafilatura.bare_extraction(body, url=url, with_metadata=True) is not None
+
+
 def pipeline_extractor(item: tuple[bytes, str]) -> bool:
     from newswire.processors.extract import extract_article
 
@@ -174,6 +183,9 @@ def pages_bench(bootstrap: str, warc: Path, workers: int, rounds: int, state: Pa
         keep("bare", cold)
         keep("bare-cpu", cpu)
         keep("bare-warm", warm)
+        cold, cpu, _ = pool_run(bare_trafilatura_metadata, items, workers)
+        keep("meta", cold)
+        keep("meta-cpu", cpu)
         meter = CpuMeter()
         meter.start()
         summary, _prefix = replay_once(bootstrap, warc, workers, state)
@@ -194,12 +206,15 @@ def pages_bench(bootstrap: str, warc: Path, workers: int, rounds: int, state: Pa
     return [
         row("wall: bare trafilatura.extract, pool start included", "bare", n),
         row("wall: bare trafilatura.extract, warm pool", "bare-warm", n),
+        row("wall: bare trafilatura.bare_extraction(with_metadata=True), pool start incl.", "meta", n),
         row("wall: pipeline extractor alone (extract_article), warm", "extractor-warm", n),
         row(f"wall: replay end to end ({summary.published} published, {summary.dead_letters} dead letters)",
             "replay", done),
         row("CPU s: bare trafilatura.extract (workers, pool start included)", "bare-cpu", n, "bare-cpu"),
+        row("CPU s: bare trafilatura.bare_extraction(with_metadata=True)", "meta-cpu", n, "bare-cpu"),
         row("CPU s: pipeline extractor alone (workers, pool start included)", "extractor-cpu", n, "bare-cpu"),
         row("CPU s: replay (main + workers + broker, everything included)", "replay-cpu", done, "bare-cpu"),
+        row("CPU s: replay vs bare_extraction(with_metadata=True)", "replay-cpu", done, "meta-cpu"),
         row("CPU s: replay vs the pipeline extractor alone", "replay-cpu", done, "extractor-cpu"),
     ]
 
