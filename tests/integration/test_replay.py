@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from newswire.connectors.feedlist import read_feed_list
@@ -74,12 +74,15 @@ def fetched(uri: str, body: bytes, when: datetime, content_type: str) -> FetchRe
     return FetchResult(uri, uri, 200, {"content-type": content_type}, body, when)
 
 
-def our_warc(directory: Path, records: Sequence[tuple[str, bytes, datetime, str]]) -> Path:
+Kind = Literal["feed", "page"]
+
+
+def our_warc(directory: Path, records: Sequence[tuple[str, bytes, datetime, Kind]]) -> Path:
     """An archive written by the live writer; records are (uri, body, date, kind) in file order."""
     with WarcArchive(directory) as archive:
         for uri, body, when, kind in records:
             ctype = "application/rss+xml" if kind == "feed" else "text/html; charset=utf-8"
-            archive.write(fetched(uri, body, when, ctype), kind)  # type: ignore[arg-type]
+            archive.write(fetched(uri, body, when, ctype), kind)
     (path,) = directory.glob("*.warc.gz")
     return path
 
@@ -107,7 +110,8 @@ def articles(read_all: ReadAll, kafka: KafkaSettings, expected: int) -> list[tup
 
 
 def id_of(link: str) -> str:
-    return article_id(canonical_url(link))
+    identifier: str = article_id(canonical_url(link))
+    return identifier
 
 
 # -- a live run's archive -----------------------------------------------------------------------------
@@ -188,7 +192,9 @@ def test_dated_snapshots_with_overlapping_items_replay_each_item_once(
         (D3, [(c, "C", "charlie last"), (d, "D", "delta later"), (e, "E", "echo first")]),
     ]
     feedless = "http://other.test/column.html"
-    records = [(FEED_X, rss("X news", items), when, "feed") for when, items in snapshots]
+    records: list[tuple[str, bytes, datetime, Kind]] = [
+        (FEED_X, rss("X news", items), when, "feed") for when, items in snapshots
+    ]
     # written out of time order: replay orders by WARC-Date; a later copy identical to the first is not parsed again
     records = [records[2], records[0], records[1], (FEED_X, records[0][1], D2 + timedelta(hours=1), "feed")]
     records.append((b, page("Bravo page", "Kabul airport reopened as Afghanistan talks resumed. The Taliban government in Kabul said flights to Afghanistan would restart next week, and Afghan officials met envoys about aid to Afghanistan."), D1 + timedelta(minutes=1), "page"))
@@ -233,7 +239,7 @@ def two_feeds_archive(tmp_path: Path) -> Path:
     """Feeds X and Y, one snapshot a day (D1, D2, D3), a page of x2 archived after D3, feedless pages."""
     x = {n: f"http://x.test/{n}" for n in ("x1", "x2", "x3")}
     y = {n: f"http://y.test/{n}" for n in ("y1", "y2", "y3")}
-    records = [
+    records: list[tuple[str, bytes, datetime, Kind]] = [
         (FEED_X, rss("X", [(x["x1"], "x1", "x one")]), D1, "feed"),
         (FEED_Y, rss("Y", [(y["y1"], "y1", "y one")]), D1, "feed"),
         ("http://pages.test/f1", page("Feedless one"), D1, "page"),
