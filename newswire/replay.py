@@ -476,7 +476,7 @@ async def _replay(
             if isinstance(result, FeedFailure):
                 if doc.known:
                     summary.feeds_failed += 1
-                    log.warning("archived feed not parsed uri=%s reason=%s", doc.uri, result.reason)
+                    log.info("archived feed not parsed uri=%s reason=%s", doc.uri, result.reason)
                     run.dead_letter("parse", f"parse: {result.reason}", doc.uri, doc.uri, result.detail)
                 continue
             summary.feeds_polled += 1
