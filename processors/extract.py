@@ -13,9 +13,10 @@ process pool.
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+import contextlib
 import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -245,10 +246,8 @@ def _metadata(tree: lxml_html.HtmlElement, url: str) -> _Metadata:
         found = examine_meta(tree)
         if found.author and " " not in found.author:  # a handle or a site name, not a person
             found.author = None
-        try:
+        with contextlib.suppress(Exception):  # malformed JSON-LD costs the JSON-LD, not the page
             found = extract_meta_json(tree, found)
-        except Exception:  # noqa: BLE001 -- malformed JSON-LD costs the JSON-LD, not the page
-            pass
         title = found.title or extract_title(tree)
         author = found.author or extract_author(tree)
         sitename = found.sitename or extract_sitename(tree)
