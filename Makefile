@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check newswire connectors processors flows tests
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy newswire connectors processors flows
+	bash infra/typecheck.sh
 
 eval: $(STAMP)
 	$(PY) benchmarks/extraction_eval.py

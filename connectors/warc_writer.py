@@ -20,7 +20,7 @@ import uuid
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -63,7 +63,7 @@ class WarcArchive:
         self.max_bytes = max_bytes
         self.software = software
         directory.mkdir(parents=True, exist_ok=True)
-        self._fh: io.BufferedWriter | None = None
+        self._fh: BinaryIO | None = None
         self._path: Path | None = None
         self._size = 0
         self.records_written = 0

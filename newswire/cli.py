@@ -536,7 +536,7 @@ def feeds_status(
             states = [known.get(f.url) or FeedState(url=f.url, title=f.title) for f in listed]
     now = datetime.now(UTC)
     schedule = schedule_settings(Settings())
-    rows = []
+    rows: list[dict[str, Any]] = []
     for f in states:
         rate = entries_per_day(
             ScheduleState(rate_count=f.rate_count, rate_since=f.rate_since, last_success_at=f.last_success_at),

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from newswire import __version__
 from newswire.config import Settings
@@ -245,10 +245,10 @@ class Processor:
         results = await self.send(outgoing)
         by_candidate: dict[str, list[SendResult]] = {}
         for result in results:
-            kind, candidate = result.item.ref  # type: ignore[misc]
+            kind, candidate = _ref(result)
             by_candidate.setdefault(f"{kind}:{candidate.id}", []).append(result)
         for result in results:
-            kind, candidate = result.item.ref  # type: ignore[misc]
+            kind, candidate = _ref(result)
             if kind == "dl":
                 outcomes.append(Outcome(candidate, "dead-letter" if result.ok else "failed"))
         too_large: list[Outgoing] = []
@@ -272,7 +272,7 @@ class Processor:
                 outcomes.append(Outcome(candidate, "failed", message, message.text_source, page_error))
         if too_large:
             for result in await self.send(too_large):
-                _, candidate = result.item.ref  # type: ignore[misc]
+                _, candidate = _ref(result)
                 outcomes.append(Outcome(candidate, "dead-letter" if result.ok else "failed"))
         return outcomes
 
@@ -291,6 +291,12 @@ def count_acknowledged(prefix: str, results: Iterable[SendResult]) -> None:
             except ValueError:
                 stage = "unknown"
             metrics().dead_letter(stage)
+
+
+def _ref(result: SendResult) -> tuple[str, Candidate]:
+    """What an outgoing message was sent for: ("msg" | "dl", its candidate)."""
+    ref: tuple[str, Candidate] = result.item.ref  # type: ignore[assignment]  # opaque to the publisher
+    return ref
 
 
 def _candidate_of(item: ArticleInput) -> Candidate:
@@ -361,7 +367,7 @@ class FeedPoll:
 class LivePages:
     """Pages from the network; every response archived and logged."""
 
-    def __init__(self, fetch: Callable[..., object], archive_write: Callable[[FetchResult, str], None] | None,
+    def __init__(self, fetch: Callable[..., object], archive_write: Callable[[FetchResult, Literal["feed", "page"]], None] | None,
                  fetch_log: list[tuple[datetime, str, str, int | None, str | None, int]]) -> None:
         self._fetch = fetch
         self._archive = archive_write

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import asyncio
 import logging
 from collections import deque
@@ -64,7 +66,7 @@ class Poller:
 
     fetch: Fetch
     executor: Executor | None = None  # None: parse on the calling thread (CLI, tests)
-    archive_write: Callable[[FetchResult, str], None] | None = None
+    archive_write: Callable[[FetchResult, Literal["feed", "page"]], None] | None = None
     fetch_log: list[FetchLogRow] = field(default_factory=list)
     discover: bool = True
     discovery_probes: int = DEFAULT_DISCOVERY_PROBES
@@ -231,7 +233,7 @@ async def discover(poller: Poller, url: str) -> Discovery:
     if isinstance(outcome, ParsedFeed):
         found = Discovery(page_url=url, chosen=FeedLink(result.final_url, outcome.format or "feed", source="given"))
         found.result, found.parsed = result, outcome
-        found.tried.append((found.chosen, "feed"))
+        found.tried.append((FeedLink(result.final_url, outcome.format or "feed", source="given"), "feed"))
         return found
     if not looks_like_html(result.body, result.headers.get("content-type")):
         found = Discovery(page_url=url)
