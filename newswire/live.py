@@ -365,27 +365,13 @@ async def _run_once(
                     summary.publish_failures += 1
         finished = utc_now()
         for outcome in outcomes:
-            candidate = outcome.candidate
-            key = listed(candidate)
+            summary.count(outcome)
+            tally = tallies[listed(outcome.candidate)]
             if outcome.page_error is not None and outcome.status == "published":
-                tallies[key].page_failures += 1
-                tallies[key].last_page_error = outcome.page_error
-                summary.page_failures += 1
-            if outcome.status == "failed":
-                summary.publish_failures += 1
-                continue
-            tallies[key].pending -= 1
-            if outcome.status == "dead-letter":
-                summary.dead_letters += 1
-            else:
-                summary.published += 1
-                if outcome.text_source == "page":
-                    summary.from_page += 1
-                else:
-                    summary.from_feed += 1
-                assert outcome.message is not None
-                for topic in outcome.message.topics:
-                    summary.topics[topic.slug] = summary.topics.get(topic.slug, 0) + 1
+                tally.page_failures += 1
+                tally.last_page_error = outcome.page_error
+            if outcome.status != "failed":
+                tally.pending -= 1
         store.log_fetches(fetch_log)
         saved = [
             feed_state_after(

@@ -62,6 +62,25 @@ class RunSummary:
     topics: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
 
+    def count(self, outcome: Outcome, *, not_failures: tuple[str, ...] = ()) -> None:
+        """Add one article's outcome; ``page_error`` reasons in ``not_failures`` are not page failures
+        (replay: a feed-only archive has no pages, which is normal)."""
+        if outcome.status == "failed":
+            self.publish_failures += 1
+        elif outcome.status == "dead-letter":
+            self.dead_letters += 1
+        else:
+            self.published += 1
+            if outcome.text_source == "page":
+                self.from_page += 1
+            else:
+                self.from_feed += 1
+            if outcome.page_error is not None and outcome.page_error not in not_failures:
+                self.page_failures += 1
+            assert outcome.message is not None
+            for topic in outcome.message.topics:
+                self.topics[topic.slug] = self.topics.get(topic.slug, 0) + 1
+
     @property
     def completed(self) -> bool:
         """True when every entry ended published, skipped or dead-lettered (nothing left pending)."""

@@ -388,24 +388,9 @@ class _Run:
         self.tally(outcomes)
 
     def tally(self, outcomes: Iterable[Outcome]) -> None:
-        summary = self.summary
         for outcome in outcomes:
-            if outcome.status == "failed":
-                summary.publish_failures += 1
-            elif outcome.status == "dead-letter":
-                summary.dead_letters += 1
-            else:
-                summary.published += 1
-                if outcome.text_source == "page":
-                    summary.from_page += 1
-                else:
-                    summary.from_feed += 1
-                # "not in the archive" is the normal case of a feed-only archive, not a failure
-                if outcome.page_error not in (None, "not-archived"):
-                    summary.page_failures += 1
-                assert outcome.message is not None
-                for topic in outcome.message.topics:
-                    summary.topics[topic.slug] = summary.topics.get(topic.slug, 0) + 1
+            # "not in the archive" is the normal case of a feed-only archive, not a failure
+            self.summary.count(outcome, not_failures=("not-archived",))
 
 
 async def _replay(
