@@ -7,6 +7,8 @@ pool deployment see ``prefect.yaml`` at the repository root.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +24,8 @@ from prefect.artifacts import create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from newswire.connectors.feedlist import read_feed_list  # noqa: E402
+from newswire.connectors.kafka import BrokerUnavailable  # noqa: E402
+from newswire.connectors.state import StateError  # noqa: E402
 from newswire.contract import utc_now  # noqa: E402
 from newswire.live import run_once  # noqa: E402
 from newswire.pipeline import RunSummary  # noqa: E402
@@ -127,11 +131,15 @@ def run_poll_flow(feeds_file: Path, settings: Settings, *, poll_all: bool, inter
     return summary
 
 
+TICK = timedelta(minutes=1)  # how often due feeds are looked for; each feed keeps its own schedule
+
+
 def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float) -> None:
-    """Serve the poll flow on an interval schedule until interrupted."""
+    """Serve the poll flow on a schedule until interrupted (needs a Prefect server: PREFECT_API_URL).
+    Each scheduled run polls the feeds that are due by then."""
     poll.serve(
         name="newswire-poll",
-        interval=timedelta(minutes=interval_minutes),
+        interval=min(TICK, timedelta(minutes=interval_minutes)),
         parameters={
             "feeds_file": str(feeds_file.resolve()),
             "params": settings_to_params(settings),
@@ -140,3 +148,23 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float)
         },
         print_starting_message=False,
     )
+
+
+def poll_forever(
+    feeds_file: Path,
+    settings: Settings,
+    *,
+    interval_minutes: float,
+    report: Callable[[str], None],
+) -> None:
+    """Without a Prefect server, Prefect cannot schedule (its ephemeral API has no scheduler): run the
+    poll flow from this process every tick instead, until interrupted. A failed cycle (the broker
+    away, say) is reported and the next tick tries again; nothing unacknowledged was marked done."""
+    tick = min(TICK, timedelta(minutes=interval_minutes)).total_seconds()
+    while True:
+        started = time.monotonic()
+        try:
+            report(run_poll_flow(feeds_file, settings, poll_all=False, interval_minutes=interval_minutes).line())
+        except (BrokerUnavailable, StateError) as exc:
+            report(f"cycle not completed: {exc}; trying again in {tick:.0f} s")
+        time.sleep(max(0.0, tick - (time.monotonic() - started)))

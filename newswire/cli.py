@@ -207,13 +207,26 @@ def run(
     quiet_prefect(settings.state_dir / "prefect")
     if metrics_port is not None:
         _serve_metrics(metrics_port, metrics_addr, settings.state_dir, in_children=not once or bool(prefect))
-    if not once:
-        from newswire.flows.poll import serve_poll
-
-        typer.echo(f"newswire: polling {len(feed_list)} feeds every {interval:g} min via Prefect (Ctrl-C stops)", err=True)
-        serve_poll(feeds, settings, interval_minutes=interval)
-        return
     import os
+
+    if not once:
+        from newswire.flows.poll import poll_forever, serve_poll
+
+        if os.environ.get("PREFECT_API_URL"):
+            typer.echo(
+                f"newswire: serving the poll flow for {len(feed_list)} feeds on {os.environ['PREFECT_API_URL']}: "
+                "a run every minute polls the feeds due (Ctrl-C stops)",
+                err=True,
+            )
+            serve_poll(feeds, settings, interval_minutes=interval)
+        else:
+            typer.echo(
+                f"newswire: polling {len(feed_list)} feeds, a Prefect flow run every minute for the feeds due "
+                "(no Prefect server configured: set PREFECT_API_URL to serve it to one; Ctrl-C stops)",
+                err=True,
+            )
+            poll_forever(feeds, settings, interval_minutes=interval, report=typer.echo)
+        return
 
     use_prefect = prefect if prefect is not None else bool(os.environ.get("PREFECT_API_URL"))
     if use_prefect:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from newswire.connectors.kafka import KafkaSettings
@@ -164,3 +165,35 @@ def test_demo_runs(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "16 articles read back from Kafka" in result.stdout
     assert "civil-military" in result.stdout
+
+
+def test_run_without_once_keeps_polling_through_prefect_until_interrupted(
+    feeds_file: Path, kafka_settings: KafkaSettings, tmp_path: Path, read_all: Any
+) -> None:
+    import signal
+    import time
+
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env.pop("PREFECT_API_URL", None)  # no server: newswire runs the flow itself every minute
+    process = subprocess.Popen(
+        [
+            NEWSWIRE, "run", "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "state"),
+            "--allow-host", "127.0.0.1", "--bootstrap-servers", kafka_settings.bootstrap_servers,
+            "--topic-prefix", kafka_settings.topic_prefix,
+        ],  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # the first cycle's summary line
+        assert "16 articles published" in first, first
+        time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    assert len(read_all(kafka_settings, kafka_settings.topic("articles"), expected=16)) == 16
