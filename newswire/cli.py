@@ -141,7 +141,7 @@ def run(
     once: Annotated[bool, typer.Option("--once", help="Poll once and exit (default: keep polling).")] = False,
     all_feeds: Annotated[bool, typer.Option("--all", help="Poll every feed, not only those due.")] = False,
     interval: Annotated[
-        float, typer.Option("--interval", envvar="NEWSWIRE_INTERVAL", help="Minutes between polls of a feed.")
+        float, typer.Option("--interval", envvar="NEWSWIRE_INTERVAL", help="Minutes between polls of a feed until its own publishing rate is known (adaptive after).")
     ] = 15.0,
     prefect: Annotated[
         bool | None,
