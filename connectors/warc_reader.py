@@ -28,12 +28,14 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Self
 
 from fastwarc.warc import ArchiveIterator, WarcRecord, WarcRecordType
 from warcio.bufferedreaders import ChunkedDataReader, DecompressingBufferedReader
+
+from newswire.contract import parse_utc
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +121,6 @@ def warc_files(paths: Iterable[Path]) -> list[Path]:
             seen.add(key)
             unique.append(path)
     return unique
-
-
-def parse_warc_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def _target_uri(record: WarcRecord) -> str | None:
@@ -300,7 +290,7 @@ def _response(
     if record.record_type != WarcRecordType.response or not record.is_http:
         return None
     uri = _target_uri(record)
-    date = parse_warc_date(record.headers.get("WARC-Date"))
+    date = parse_utc(record.headers.get("WARC-Date"))
     status = record.http_headers.status_code if record.http_headers is not None else None
     if uri is None or date is None or not status:
         missing = "WARC-Target-URI" if uri is None else "WARC-Date" if date is None else "HTTP status line"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -74,7 +74,7 @@ def poll(
     batches = 0
     while True:
         part = poll_batch(str(Path(feeds_file)), params, poll_all, interval_minutes, started)
-        merge(total, part)
+        total.add(RunSummary(**part))
         batches += 1
         if not part.get("feeds_polled") or (max_batches and batches >= max_batches):
             break
@@ -104,18 +104,6 @@ def summary_table(summary: RunSummary) -> list[dict[str, Any]]:
     return [{"what": what, "count": count} for what, count in rows]
 
 
-def merge(total: RunSummary, part: dict[str, Any]) -> None:
-    for item in fields(RunSummary):
-        value = part.get(item.name)
-        if item.name == "topics":
-            for slug, count in (value or {}).items():
-                total.topics[slug] = total.topics.get(slug, 0) + count
-        elif item.name in ("feeds_failing", "feeds_parked", "feeds_waiting"):
-            setattr(total, item.name, value or 0)  # counts of the whole store: the latest batch's
-        elif isinstance(value, (int, float)):
-            setattr(total, item.name, getattr(total, item.name) + value)
-
-
 def run_poll_flow(feeds_file: Path, settings: Settings, *, poll_all: bool, interval_minutes: float) -> RunSummary:
     """One flow run; a failure re-raises the original exception (for the CLI's one-line error)."""
     state = poll(
@@ -126,9 +114,7 @@ def run_poll_flow(feeds_file: Path, settings: Settings, *, poll_all: bool, inter
         return_state=True,
     )
     result: dict[str, Any] = state.result(raise_on_failure=True)
-    summary = RunSummary()
-    merge(summary, result)
-    return summary
+    return RunSummary(**result)
 
 
 TICK = timedelta(minutes=1)  # how often due feeds are looked for; each feed keeps its own schedule

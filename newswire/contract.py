@@ -28,6 +28,20 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_utc(value: str | None) -> datetime | None:
+    """An ISO 8601 string (WARC-Date, htmldate's output) as an aware UTC datetime; a value without a
+    zone (or without a time) counts as UTC; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -52,8 +66,19 @@ class Pipeline:
     extractor: str
 
 
+class _Serialised:
+    """UTF-8 JSON of a message dataclass, ``schema`` first: what a consumer reads before anything."""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]  # every subclass is a dataclass
+        return {"schema": data.pop("schema"), **data}
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 @dataclass(frozen=True)
-class ArticleMessage:
+class ArticleMessage(_Serialised):
     id: str
     url: str
     original_url: str
@@ -76,20 +101,12 @@ class ArticleMessage:
     pipeline: Pipeline
     schema: str = ARTICLE_SCHEMA
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        # ``schema`` first: it is what a consumer reads before anything else.
-        return {"schema": data.pop("schema"), **data}
-
-    def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
     def headers(self) -> list[tuple[str, bytes]]:
         return message_headers(ARTICLE_SCHEMA, replayed=self.replayed)
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class DeadLetter(_Serialised):
     stage: Stage
     reason: str
     url: str | None
@@ -98,13 +115,6 @@ class DeadLetter:
     attempts: int = 1
     detail: str | None = None
     schema: str = field(default=DEADLETTER_SCHEMA)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {"schema": data.pop("schema"), **data}
-
-    def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     def headers(self) -> list[tuple[str, bytes]]:
         return message_headers(DEADLETTER_SCHEMA, replayed=False)

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from newswire import __version__
@@ -126,22 +126,9 @@ def run_leased(
     while True:
         part = run_once(settings, feeds, poll_all=poll_all, interval=interval, on_progress=on_progress,
                         fetcher_factory=fetcher_factory, polled_before=started)
-        merge_summary(total, part)
+        total.add(part)
         if part.feeds_polled == 0:
             return total
-
-
-def merge_summary(total: RunSummary, part: RunSummary) -> None:
-    """Add one batch's summary to a run's; health counts describe the store, so the latest wins."""
-    for item in fields(RunSummary):
-        value = getattr(part, item.name)
-        if item.name == "topics":
-            for slug, count in value.items():
-                total.topics[slug] = total.topics.get(slug, 0) + count
-        elif item.name in ("feeds_failing", "feeds_parked", "feeds_waiting"):
-            setattr(total, item.name, value)
-        else:
-            setattr(total, item.name, getattr(total, item.name) + value)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
@@ -61,6 +61,18 @@ class RunSummary:
     malformed_records: int = 0  # replay only: damaged WARC records/regions skipped
     topics: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
+
+    def add(self, part: RunSummary) -> None:
+        """Add one batch's summary to a run's. Health counts describe the whole store: the latest wins."""
+        for item in fields(RunSummary):
+            value = getattr(part, item.name)
+            if item.name == "topics":
+                for slug, count in value.items():
+                    self.topics[slug] = self.topics.get(slug, 0) + count
+            elif item.name in ("feeds_failing", "feeds_parked", "feeds_waiting"):
+                setattr(self, item.name, value)
+            else:
+                setattr(self, item.name, getattr(self, item.name) + value)
 
     def count(self, outcome: Outcome, *, not_failures: tuple[str, ...] = ()) -> None:
         """Add one article's outcome; ``page_error`` reasons in ``not_failures`` are not page failures

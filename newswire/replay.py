@@ -457,12 +457,22 @@ async def _replay(
         size = max(settings.publish_batch, 1)
         claimed: set[str] = set()  # canonical page URLs some selected entry links to
         chunk: list[Candidate] = []
+
+        async def offer(candidate: Candidate) -> None:
+            """Queue a candidate not seen before in this replay; a full chunk goes to processing."""
+            nonlocal chunk
+            if run.take(candidate):
+                chunk.append(candidate)
+            if len(chunk) >= size:
+                await run.submit(chunk)
+                chunk = []
+
         async for doc, result in _parsed_in_order(docs, executor, max(workers, 1) * PARSE_AHEAD):
             if isinstance(result, FeedFailure):
                 if doc.known:
                     summary.feeds_failed += 1
                     log.info("archived feed not parsed uri=%s reason=%s", doc.uri, result.reason)
-                    run.dead_letter("parse", f"parse: {result.reason}", doc.uri, doc.uri, result.detail)
+                    run.dead_letter("parse", result.reason, doc.uri, doc.uri, result.detail)
                 continue
             summary.feeds_polled += 1
             summary.entries_seen += result.entries
@@ -470,11 +480,7 @@ async def _replay(
                 run.dead_letter("parse", reason.split(":")[0], entry.link, doc.uri, _rejected_detail(entry, reason))
             for candidate in result.candidates:
                 claimed.add(index.resolve(candidate.url))
-                if run.take(candidate):
-                    chunk.append(candidate)
-                if len(chunk) >= size:
-                    await run.submit(chunk)
-                    chunk = []
+                await offer(candidate)
         await run.submit(chunk)
         await run.drain()
         log.info("replay feeds done docs=%d seconds=%.1f", len(docs), time.monotonic() - started)
@@ -485,12 +491,7 @@ async def _replay(
             for url, page in sorted(index.pages.items(), key=lambda item: item[1].order):
                 if url in claimed or not selection.in_window(page.date):
                     continue
-                candidate = Candidate(article_id(url), url, page.uri, None, None, page.date)
-                if run.take(candidate):
-                    chunk.append(candidate)
-                if len(chunk) >= size:
-                    await run.submit(chunk)
-                    chunk = []
+                await offer(Candidate(article_id(url), url, page.uri, None, None, page.date))
             await run.submit(chunk)
             await run.drain()
 

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import trafilatura
@@ -34,6 +33,7 @@ from trafilatura.metadata import (
 )
 from trafilatura.utils import load_html
 
+from newswire.contract import parse_utc
 from newswire.records import Extraction
 
 __all__ = ["EXTRACTOR", "TRAFILATURA_OPTIONS", "declared_charset", "decode_html", "extract_article"]
@@ -201,19 +201,6 @@ def page_language(page: str, text: str) -> str | None:
     return code if re.fullmatch(r"[a-z]{2}", code) else None
 
 
-def _published(value: str | None) -> datetime | None:
-    """htmldate's string as UTC; a date without a zone (or time) counts as UTC."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 def _authors(value: str | None) -> tuple[str, ...]:
     """trafilatura joins authors with "; "; bylines also say "A and B", "A & B", "A und B"."""
     if not value:
@@ -296,7 +283,7 @@ def extract_article(body: bytes, url: str, content_type: str | None = None) -> E
         text=text,
         title=(meta.title or "").strip() or None,
         authors=_authors(meta.author),
-        published=_published(meta.date),
+        published=parse_utc(meta.date),
         language=page_language(page, text),
         site_name=(meta.sitename or "").strip() or None,
     )
