@@ -12,17 +12,24 @@ Tansu binary is missing):
                       consumer-group timeouts.
 * ``settings_for``    the :func:`settings_for` helper, for other brokers or other settings.
 * ``read_all``        the :func:`read_all` helper: everything in a topic, from its beginning.
+
+The demo sample web: ``sample_web`` serves ``demo/sample`` on a loopback port, ``feeds_file`` is its
+OPML feed list pointing there.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from newswire.connectors.kafka import KafkaSettings, Received, consume
 
 from newswire.devbroker import DevBroker, TansuNotFound, find_tansu
+
+from demo.webserver import RunningServer, start_server
+from tests.integration.pipeline_support import SAMPLE, write_sample_feeds
 
 # A group's first join takes about half the session timeout; Kafka's default (10 s) would make every
 # group test slow. The producer ignores these consumer-only keys.
@@ -130,3 +137,17 @@ def pg_url(postgres: object) -> str:
 
     assert isinstance(postgres, RunningPostgres)
     return create_database(postgres, f"t{uuid.uuid4().hex[:12]}")
+
+
+# The demo sample web (demo/sample) on a loopback port, and its feed list pointing there.
+
+
+@pytest.fixture
+def sample_web() -> Iterator[RunningServer]:
+    with start_server(SAMPLE) as web:
+        yield web
+
+
+@pytest.fixture
+def feeds_file(sample_web: RunningServer, tmp_path: Path) -> Path:
+    return write_sample_feeds(sample_web, tmp_path / "feeds.opml")

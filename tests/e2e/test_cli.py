@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import pytest
 from newswire.connectors.kafka import KafkaSettings
 from newswire.devbroker import free_port
 
-from demo.webserver import RunningServer, start_server
 from tests.integration.pipeline_support import SAMPLE
 
 pytestmark = pytest.mark.integration
@@ -36,19 +34,6 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("newswire: error: ")
     return lines[0]
-
-
-@pytest.fixture
-def sample_web() -> Iterator[RunningServer]:
-    with start_server(SAMPLE) as web:
-        yield web
-
-
-@pytest.fixture
-def feeds_file(sample_web: RunningServer, tmp_path: Path) -> Path:
-    path = tmp_path / "feeds.opml"
-    path.write_bytes(sample_web.substitute((SAMPLE / "feeds.opml").read_bytes()))
-    return path
 
 
 def test_run_once_tail_and_feeds_status(

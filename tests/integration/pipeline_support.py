@@ -11,12 +11,20 @@ from newswire.config import Settings
 from newswire.connectors.kafka import KafkaSettings, Received
 from newswire.contract import load_schema
 
+from demo.webserver import RunningServer
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "demo" / "sample"
 EXPECTED: dict[str, Any] = json.loads((SAMPLE / "expected.json").read_text("utf-8"))
 
 ARTICLE_VALIDATOR = Draft202012Validator(load_schema("article-v1"))
 DEADLETTER_VALIDATOR = Draft202012Validator(load_schema("deadletter-v1"))
+
+
+def write_sample_feeds(web: RunningServer, path: Path) -> Path:
+    """The demo sample's OPML, its links pointing at ``web``."""
+    path.write_bytes(web.substitute((SAMPLE / "feeds.opml").read_bytes()))
+    return path
 
 
 def pipeline_settings(kafka: KafkaSettings, state_dir: Path, **overrides: Any) -> Settings:

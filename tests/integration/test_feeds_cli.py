@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,10 @@ from newswire.connectors.feedlist import read_feed_list
 from newswire.connectors.kafka import KafkaSettings
 from newswire.connectors.state import StateStore
 
-from demo.webserver import RunningServer, start_server
+from demo.webserver import RunningServer
 from newswire.live import run_once
 from newswire.records import FeedSource
-from tests.integration.pipeline_support import SAMPLE, pipeline_settings
+from tests.integration.pipeline_support import pipeline_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -34,12 +33,6 @@ OPML = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 def newswire(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(NEWSWIRE), *args], capture_output=True, text=True, timeout=60, check=False)
-
-
-@pytest.fixture
-def sample_web() -> Iterator[RunningServer]:
-    with start_server(SAMPLE) as web:
-        yield web
 
 
 def test_import_into_a_plain_list_and_into_an_opml_list(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,24 +15,18 @@ from newswire.live import run_once
 from newswire.processors.canonical import article_id, canonical_url
 
 from demo.webserver import RunningServer, start_server
-from tests.integration.pipeline_support import EXPECTED, SAMPLE, decoded, pipeline_settings, schema_errors
+from tests.integration.pipeline_support import (
+    EXPECTED,
+    SAMPLE,
+    decoded,
+    pipeline_settings,
+    schema_errors,
+    write_sample_feeds,
+)
 
 pytestmark = pytest.mark.integration
 
 ReadAll = Callable[..., list[Received]]
-
-
-@pytest.fixture
-def sample_web() -> Iterator[RunningServer]:
-    with start_server(SAMPLE) as web:
-        yield web
-
-
-@pytest.fixture
-def feeds_file(sample_web: RunningServer, tmp_path: Path) -> Path:
-    path = tmp_path / "feeds.opml"
-    path.write_bytes(sample_web.substitute((SAMPLE / "feeds.opml").read_bytes()))
-    return path
 
 
 def _expected_urls(web: RunningServer) -> dict[str, str]:
@@ -198,8 +192,7 @@ def test_broker_lost_mid_run_leaves_entries_pending_for_the_next_run(
 ) -> None:
     # pages answer slowly, and the broker goes away while they are being fetched
     with start_server(SAMPLE, delay=0.4) as slow:
-        path = tmp_path / "slow.opml"
-        path.write_bytes(slow.substitute((SAMPLE / "feeds.opml").read_bytes()))
+        path = write_sample_feeds(slow, tmp_path / "slow.opml")
         kafka = settings_for(private_broker.bootstrap, request_timeout_ms=3000)
         settings = pipeline_settings(kafka, tmp_path / "state", per_host=2)
         feeds = read_feed_list(path)

@@ -4,7 +4,7 @@ discovery, parking, publisher hints. Real fetcher, real Tansu broker, real SQLit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,11 +13,11 @@ from newswire.connectors.http import Fetcher, FetchSettings
 from newswire.connectors.kafka import KafkaSettings, Received
 from newswire.connectors.state import StateStore
 
-from demo.webserver import RunningServer, start_server
+from demo.webserver import RunningServer
 from newswire.live import run_once
 from newswire.polling import Poller, interleave_by_host, poll_feeds
 from newswire.records import FeedSource
-from tests.integration.pipeline_support import SAMPLE, decoded, pipeline_settings
+from tests.integration.pipeline_support import decoded, pipeline_settings
 from tests.support.hostile_server import HostileServer, delayed, respond
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -32,12 +32,6 @@ def rss(base: str, count: int, *, stamp: str = "") -> bytes:
         for i in range(count)
     )
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'.encode()
-
-
-@pytest.fixture
-def sample_web() -> Iterator[RunningServer]:
-    with start_server(SAMPLE) as web:
-        yield web
 
 
 def test_interleave_by_host_round_robin_keeps_each_hosts_order() -> None:

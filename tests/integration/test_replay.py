@@ -6,7 +6,7 @@ import gzip
 import io
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -20,12 +20,12 @@ from newswire.processors.canonical import article_id, canonical_url
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from demo.webserver import RunningServer, start_server
+from demo.webserver import RunningServer
 from newswire.config import Settings
 from newswire.live import run_once
 from newswire.records import FetchResult
 from newswire.replay import ReplayError, replay
-from tests.integration.pipeline_support import SAMPLE, decoded, pipeline_settings, schema_errors
+from tests.integration.pipeline_support import decoded, pipeline_settings, schema_errors, write_sample_feeds
 
 pytestmark = pytest.mark.integration
 
@@ -117,12 +117,6 @@ def id_of(link: str) -> str:
 # -- a live run's archive -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sample_web() -> Iterator[RunningServer]:
-    with start_server(SAMPLE) as web:
-        yield web
-
-
 def _comparable(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in ("processed_at", "replayed")}
 
@@ -132,7 +126,7 @@ def test_a_live_runs_archive_replays_to_the_same_messages_and_twice_to_identical
     read_all: ReadAll,
 ) -> None:
     feeds_file = tmp_path / "feeds.opml"
-    feeds_file.write_bytes(sample_web.substitute((SAMPLE / "feeds.opml").read_bytes()))
+    write_sample_feeds(sample_web, feeds_file)
     live_settings = pipeline_settings(kafka_settings, tmp_path / "state")
     live = run_once(live_settings, read_feed_list(feeds_file))
     assert live.published == 16
