@@ -1,0 +1,480 @@
+"""Faster, equivalent internals for trafilatura: the same results in less CPU.
+
+Profiling ``extract_article`` on the corpus pages showed two costs that do not depend on what
+trafilatura decides, only on how lxml is driven:
+
+* **Element classes.** ``lxml.html`` picks each element's Python class with a lookup written in
+  Python (``HtmlElementClassLookup.lookup``), called every time lxml hands an element to Python:
+  about 4,000 calls per page. :func:`install` gives trafilatura's HTML parser the same mapping as a
+  C-level lookup (``ElementNamespaceClassLookup``: ``form``, ``input``, ``label``, ``select`` and
+  ``textarea`` keep their classes, everything else is ``HtmlElement``).
+* **Pruning XPaths.** A third of the time was in ``prune_unwanted_nodes``: expressions such as
+  ``.//*[self::div or self::p][re:test(@class, '...')]`` call back from libxml2 into Python's ``re``
+  (EXSLT regular expressions) once per element and attribute. :func:`install` compiles those
+  expressions, read from trafilatura's own ``xpaths`` module at run time, into a two-step plan that
+  selects the same elements in the same order:
+
+1. a plain XPath without callbacks picks the candidates in C: the expression's element names, and
+   (when the predicates cannot hold for an element without attributes) only elements carrying one of
+   the attributes the predicates read;
+2. the predicates run in Python on those candidates, with the regular expressions compiled once.
+
+Only a small XPath subset is compiled (``.//*`` with predicates made of ``or``, ``not(...)``,
+``self::name``, ``not(.//name)``, ``@a``, ``@a='v'``, ``contains``, ``starts-with``, ``re:test`` over
+``@a|@b`` or ``translate(@a, 'X', 'x')``). Anything outside it raises :class:`Unsupported` and that
+expression stays trafilatura's, so a trafilatura release with new expressions costs speed, never
+results. ``tests/unit/test_xpath_speedups.py`` checks every compiled plan against libxml2's answer
+on the bundled sample pages and on crafted edge cases (attribute order, missing attributes, nested
+matches), and on the corpus pages where they are present.
+
+XPath semantics kept: a node-set used as a string is its first node in document order (for
+``@id|@class`` the attribute written first in the tag); a missing attribute is the empty string;
+``re:test`` is ``re.search`` with default flags, as in lxml's EXSLT implementation.
+
+Both are process-wide (any trafilatura call in the process gets them) and give identical results;
+set ``NEWSWIRE_TRAFILATURA_SPEEDUPS=0`` to leave trafilatura untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lxml import etree
+from lxml import html as lxml_html
+
+__all__ = ["CompiledXPath", "Unsupported", "compile_xpath", "html_class_lookup", "install", "installed"]
+
+log = logging.getLogger(__name__)
+
+REGEXP_NS = "http://exslt.org/regular-expressions"
+
+# the expression lists of trafilatura.xpaths: pruning, the main content's containers, title, author
+TARGETS = (
+    "BODY_XPATH",
+    "TITLE_XPATHS",
+    "AUTHOR_XPATHS",
+    "RAW_TREE_PRUNE_XPATH",
+    "REMOVE_COMMENTS_XPATH",
+    "REMOVE_COMMENTS_AND_LISTS_XPATH",
+    "OVERALL_DISCARD_XPATH",
+    "TEASER_DISCARD_XPATH",
+    "PRECISION_DISCARD_XPATH",
+    "DISCARD_IMAGE_ELEMENTS",
+    "COMMENTS_DISCARD_XPATH",
+    "AUTHOR_DISCARD_XPATHS",
+)
+
+# element -> bool
+Predicate = Callable[[Any], bool]
+
+# memo of string tests per attribute value: class and id values repeat within a page and across the
+# pages of a site, so most tests are a dict hit; cleared when it grows past this many values
+MEMO_LIMIT = 50_000
+
+
+class Unsupported(ValueError):
+    """The expression is outside the compiled subset; it stays with libxml2."""
+
+
+# -- tokens -------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        '[^']*'
+      | \.//\*|\.//|//\*|//|::|\[|\]|\(|\)|,|\||=|@
+      | [A-Za-z_][A-Za-z0-9_-]*(?::[A-Za-z_][A-Za-z0-9_-]*)?
+      | [0-9]+
+    )""",
+    re.VERBOSE,
+)
+
+
+def _tokens(path: str) -> list[tuple[str, int, int]]:
+    """(token, start, end) with offsets into ``path``, so a branch can be cut out of the source."""
+    out: list[tuple[str, int, int]] = []
+    pos = 0
+    while path[pos:].strip():
+        match = _TOKEN.match(path, pos)
+        if match is None or match.end() == pos:
+            raise Unsupported(f"cannot read {path[pos:pos + 20].strip()!r}")
+        token = match.group().strip()
+        out.append((token, match.end() - len(token), match.end()))
+        pos = match.end()
+    return out
+
+
+# -- the parser ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Node:
+    """A parsed predicate: its Python test; ``exact``, the predicate as XPath text when libxml2 can
+    evaluate it without calling back into Python (else None); ``need``, a cheap XPath condition that
+    holds wherever the test can be true (``@class or @id``, ``self::div``), or None."""
+
+    test: Predicate
+    exact: str | None
+    need: str | None
+
+
+def _or(parts: list[str]) -> str:
+    return " or ".join(parts)
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.tokens = _tokens(source)
+        self.pos = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
+
+    def take(self, expected: str | None = None) -> str:
+        token = self.peek()
+        if token is None or (expected is not None and token != expected):
+            raise Unsupported(f"expected {expected or 'more'}, got {token!r}")
+        self.pos += 1
+        return token
+
+    def string(self) -> str:
+        token = self.take()
+        if not (token.startswith("'") and token.endswith("'")):
+            raise Unsupported(f"expected a string literal, got {token!r}")
+        return token[1:-1]
+
+    def name(self) -> str:
+        token = self.take()
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", token):
+            raise Unsupported(f"expected a name, got {token!r}")
+        return token
+
+    # union := branch ('|' branch)*        branch := '(' path ')' '[' '1' ']' | path
+    # path  := ('.//' | '//') ('*' | name) ('[' or_expr ']')*
+    def union(self) -> tuple[_Plan, list[str]]:
+        first = self.branch()
+        rest: list[str] = []
+        while self.peek() == "|":
+            self.take("|")
+            start = self.tokens[self.pos][1]
+            self.branch()
+            rest.append(self.source[start : self.tokens[self.pos - 1][2]])
+        if self.peek() is not None:
+            raise Unsupported(f"unexpected {self.peek()!r}")
+        return first, rest
+
+    def branch(self) -> _Plan:
+        if self.peek() == "(":
+            self.take("(")
+            plan = self.path()
+            self.take(")")
+            self.take("[")
+            self.take("1")
+            self.take("]")
+            plan.first_only = True
+            return plan
+        return self.path()
+
+    def path(self) -> _Plan:
+        axis = self.take()
+        if axis in (".//*", "//*"):
+            tag = "*"
+        elif axis in (".//", "//"):
+            tag = self.name()
+        else:
+            raise Unsupported(f"expected .//* or //*, got {axis!r}")
+        plan = _Plan(absolute=axis.startswith("//"), tag=tag, predicates=[])
+        while self.peek() == "[":
+            if self.tokens[self.pos + 1][0] == "1":
+                # .//x[...][1]: for each parent, its first child that matches (not the first overall)
+                self.take("[")
+                self.take("1")
+                self.take("]")
+                plan.first_per_parent = True
+                break
+            self.take("[")
+            plan.predicates.append(self.or_expr())
+            self.take("]")
+        return plan
+
+    def or_expr(self) -> _Node:
+        nodes = [self.atom()]
+        while self.peek() == "or":
+            self.take("or")
+            nodes.append(self.atom())
+        return _any(nodes)
+
+    def attrset(self) -> tuple[str, ...]:
+        names = []
+        self.take("@")
+        names.append(self.name())
+        while self.peek() == "|":
+            self.take("|")
+            self.take("@")
+            names.append(self.name())
+        return tuple(names)
+
+    def value(self) -> tuple[tuple[str, ...], dict[int, int | None] | None]:
+        """An attribute set used as a string, optionally through translate()."""
+        if self.peek() == "translate":
+            self.take("translate")
+            self.take("(")
+            names = self.attrset()
+            self.take(",")
+            source = self.string()
+            self.take(",")
+            target = self.string()
+            self.take(")")
+            table: dict[int, int | None] = {}
+            for i, char in enumerate(source):  # XPath: the first occurrence of a character wins
+                table.setdefault(ord(char), ord(target[i]) if i < len(target) else None)
+            return names, table
+        return self.attrset(), None
+
+    def atom(self) -> _Node:
+        start = self.tokens[self.pos][1] if self.pos < len(self.tokens) else 0
+        node = self._atom()
+        if node.exact == "":  # evaluated by libxml2 without callbacks: the atom as written
+            node.exact = self.source[start : self.tokens[self.pos - 1][2]]
+        return node
+
+    def _atom(self) -> _Node:
+        token = self.peek()
+        if token == "self":
+            self.take("self")
+            self.take("::")
+            tag = self.name()
+            return _Node(lambda el: bool(el.tag == tag), "", f"self::{tag}")
+        if token == "not":
+            self.take("not")
+            self.take("(")
+            if self.peek() == ".//":
+                self.take(".//")
+                tag = self.name()
+                self.take(")")
+                return _Node(lambda el: next(el.iterdescendants(tag), None) is None, "", None)
+            inner = self.or_expr()
+            self.take(")")
+            inner_test = inner.test
+            return _Node(lambda el: not inner_test(el), None if inner.exact is None else f"not({inner.exact})", None)
+        if token == "@":
+            names = self.attrset()
+            need = _or([f"@{n}" for n in names])
+            if self.peek() == "=":
+                self.take("=")
+                literal = self.string()
+                return _Node(lambda el: any(el.get(n) == literal for n in names), "", need)
+            return _Node(lambda el: any(el.get(n) is not None for n in names), "", need)
+        if token in ("contains", "starts-with", "re:test"):
+            self.take()
+            self.take("(")
+            names, table = self.value()
+            self.take(",")
+            literal = self.string()
+            flags = 0
+            if token == "re:test" and self.peek() == ",":
+                self.take(",")
+                # lxml's EXSLT: "i" means ignore case, other flag letters are ignored
+                flags = re.IGNORECASE if "i" in self.string() else 0
+            self.take(")")
+            return _string_test(token, names, table, literal, flags)
+        # contains() and starts-with() run in C; only re:test calls back into Python
+        if token is not None and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", token):
+            # a child element compared with a string: true if one child's text is that string
+            tag = self.name()
+            self.take("=")
+            literal = self.string()
+            string_value = etree.XPath("string()")
+            return _Node(lambda el: any(string_value(c) == literal for c in el.iterchildren(tag)), "", tag)
+        raise Unsupported(f"unsupported {token!r}")
+
+
+def _first(el: Any, names: tuple[str, ...]) -> str:
+    """The string value of ``@a|@b``: the one written first in the tag, '' when none is there."""
+    if len(names) == 1:
+        return el.get(names[0]) or ""
+    present = [n for n in names if el.get(n) is not None]
+    if not present:
+        return ""
+    if len(present) > 1:
+        keys = el.keys()  # in document order
+        present.sort(key=keys.index)
+    return el.get(present[0]) or ""
+
+
+def _string_test(
+    function: str, names: tuple[str, ...], table: dict[int, int | None] | None, literal: str, flags: int
+) -> _Node:
+    check: Callable[[str], bool]
+    if function == "re:test":
+        search = re.compile(literal, flags).search
+        check = lambda text: search(text) is not None
+    elif function == "contains":
+        check = lambda text: literal in text
+    else:
+        check = lambda text: text.startswith(literal)
+    memo: dict[str, bool] = {}
+    single = names[0] if len(names) == 1 else None
+
+    def test(el: Any) -> bool:
+        value = (el.get(single) or "") if single is not None else _first(el, names)
+        hit = memo.get(value)
+        if hit is None:
+            if len(memo) > MEMO_LIMIT:
+                memo.clear()
+            hit = memo[value] = check(value if table is None else value.translate(table))
+        return hit
+
+    # a test that holds on the empty string holds on an element without the attributes: no condition
+    need = None if check("" if table is None else "".translate(table)) else _or([f"@{n}" for n in names])
+    return _Node(test, "" if function != "re:test" else None, need)
+
+
+def _any(nodes: list[_Node]) -> _Node:
+    if len(nodes) == 1:
+        return nodes[0]
+    tests = tuple(n.test for n in nodes)
+    exacts = [n.exact for n in nodes]
+    exact = None if any(x is None for x in exacts) else _or([x for x in exacts if x is not None])
+    needs = [n.need for n in nodes]
+    need = None if any(x is None for x in needs) else _or(list(dict.fromkeys(x for x in needs if x is not None)))
+
+    def test(el: Any) -> bool:
+        for t in tests:
+            if t(el):
+                return True
+        return False
+
+    return _Node(test, exact, need)
+
+
+@dataclass
+class _Plan:
+    absolute: bool
+    tag: str
+    predicates: list[_Node]
+    first_only: bool = False  # (path)[1]
+    first_per_parent: bool = False  # path[1]
+
+
+# -- the compiled expression --------------------------------------------------------------------------
+
+
+class CompiledXPath:
+    """Called like an ``lxml.etree.XPath`` on an element; returns the same elements, in document order.
+
+    A union (``A|B``) runs A's plan and B through libxml2: when B finds nothing, A's answer is the
+    answer; otherwise the original expression answers (merging two lists in document order would cost
+    more than it saves, and such pages are rare)."""
+
+    def __init__(
+        self, original: etree.XPath, prefilter: etree.XPath, tests: Sequence[Predicate], plan: _Plan,
+        others: etree.XPath | None,
+    ) -> None:
+        self.original = original
+        self.path: str = original.path
+        self._prefilter = prefilter
+        self._tests = tuple(tests)
+        self._first_only = plan.first_only
+        self._first_per_parent = plan.first_per_parent
+        self._others = others
+
+    def __call__(self, tree: Any) -> list[Any]:
+        if self._others is not None and self._others(tree):
+            return list(self.original(tree))
+        candidates = self._prefilter(tree)
+        for test in self._tests:
+            candidates = [el for el in candidates if test(el)]
+        if self._first_per_parent:
+            parents: set[Any] = set()
+            firsts = []
+            for el in candidates:
+                parent = el.getparent()
+                if parent not in parents:
+                    parents.add(parent)
+                    firsts.append(el)
+            candidates = firsts
+        return list(candidates[:1] if self._first_only else candidates)
+
+    def __repr__(self) -> str:
+        return f"CompiledXPath({' '.join(self.path.split())[:60]!r}...)"
+
+
+def compile_xpath(original: etree.XPath) -> CompiledXPath:
+    """The compiled plan for ``original``, or :class:`Unsupported`."""
+    plan, others = _Parser(original.path).union()
+    # descendant::x = .//x for predicates without position(), and faster in libxml2
+    step = ("/descendant::" if plan.absolute else "descendant::") + plan.tag
+    tests = []
+    for predicate in plan.predicates:
+        if predicate.exact is not None:
+            step += f"[{predicate.exact}]"
+        else:
+            if predicate.need is not None:
+                step += f"[{predicate.need}]"
+            tests.append(predicate.test)
+    union = etree.XPath(" | ".join(others), namespaces={"re": REGEXP_NS}) if others else None
+    return CompiledXPath(original, etree.XPath(step, namespaces={"re": REGEXP_NS}), tests, plan, union)
+
+
+# -- installing into trafilatura ----------------------------------------------------------------------
+
+_installed: list[str] = []
+
+
+def _expressions(module: Any) -> Iterator[tuple[str, int, Any]]:
+    for name in TARGETS:
+        for index, expression in enumerate(getattr(module, name, None) or ()):
+            yield name, index, expression
+
+
+def html_class_lookup() -> etree.ElementNamespaceClassLookup:
+    """``lxml.html``'s element classes, chosen in C."""
+    fallback = etree.ElementDefaultClassLookup(
+        element=lxml_html.HtmlElement,
+        comment=lxml_html.HtmlComment,
+        pi=lxml_html.HtmlProcessingInstruction,
+        entity=lxml_html.HtmlEntity,
+    )
+    lookup = etree.ElementNamespaceClassLookup(fallback)
+    by_tag = lookup.get_namespace(None)
+    # the HTML parser lower-cases tag names, so the Python lookup's name.lower() is a no-op here
+    for tag, cls in lxml_html.HtmlElementClassLookup._default_element_classes.items():
+        by_tag[tag] = cls
+    return lookup
+
+
+def install() -> list[str]:
+    """Give trafilatura's parser the C-level class lookup and put compiled plans into its expression
+    lists, in place (the modules that imported a list share it). Idempotent; returns what was
+    changed (``lookup``, ``NAME[i]`` of every expression replaced)."""
+    if _installed or os.environ.get("NEWSWIRE_TRAFILATURA_SPEEDUPS", "1").strip().lower() in ("0", "false", "no", "off"):
+        return list(_installed)
+    from trafilatura import utils, xpaths
+
+    parser = getattr(utils, "HTML_PARSER", None)
+    if isinstance(parser, lxml_html.HTMLParser):
+        parser.set_element_class_lookup(html_class_lookup())
+        _installed.append("lookup")
+
+    for name, index, expression in _expressions(xpaths):
+        if isinstance(expression, CompiledXPath) or not isinstance(expression, etree.XPath):
+            continue
+        try:
+            compiled = compile_xpath(expression)
+        except Unsupported as exc:
+            log.debug("xpath %s[%d] stays with libxml2: %s", name, index, exc)
+            continue
+        getattr(xpaths, name)[index] = compiled
+        _installed.append(f"{name}[{index}]")
+    log.debug("trafilatura speedups: %s", ", ".join(_installed))
+    return list(_installed)
+
+
+def installed() -> list[str]:
+    return list(_installed)
