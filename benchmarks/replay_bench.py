@@ -9,7 +9,8 @@ starts a Tansu broker on loopback, then measures in one run:
   - bare ``trafilatura.bare_extraction(body, url=..., with_metadata=True)``: trafilatura producing the
     fields a message carries (title, authors, date, site name, language);
   - the pipeline's own extractor (``extract_article``: charset decoding, metadata, dates, language)
-    alone in the same pool, warm;
+    alone in the same pool, warm, with and without newswire's trafilatura speedups
+    (``processors/trafilatura_speedups.py``; the bare baselines always run stock trafilatura);
   - ``newswire.replay.replay`` end to end: WARC index, extraction in its pool, tagging, messages,
     publishing to the broker (pool start and topic creation included);
 * snapshots: the 875 feed snapshots replayed end to end: unique articles published, seconds; then the
@@ -106,9 +107,19 @@ class CpuMeter:
         return children + time.process_time() - self._own
 
 
+def _stock_trafilatura() -> None:
+    """The baselines are trafilatura as released: undo newswire's speedups should anything in this
+    worker have imported newswire's extractor (which installs them)."""
+    import sys
+
+    if "newswire.processors.trafilatura_speedups" in sys.modules:
+        sys.modules["newswire.processors.trafilatura_speedups"].uninstall()
+
+
 def bare_trafilatura(item: tuple[bytes, str]) -> bool:
     import trafilatura
 
+    _stock_trafilatura()
     body, url = item
     return trafilatura.extract(body, url=url) is not None
 
@@ -116,19 +127,30 @@ def bare_trafilatura(item: tuple[bytes, str]) -> bool:
 def bare_trafilatura_metadata(item: tuple[bytes, str]) -> bool:
     import trafilatura
 
+    _stock_trafilatura()
     body, url = item
     return trafilatura.bare_extraction(body, url=url, with_metadata=True) is not None
 
 
 def pipeline_extractor(item: tuple[bytes, str]) -> bool:
+    from newswire.processors import trafilatura_speedups
     from newswire.processors.extract import extract_article
 
+    trafilatura_speedups.install()
+    body, url = item
+    return extract_article(body, url, "text/html") is not None
+
+
+def pipeline_extractor_stock(item: tuple[bytes, str]) -> bool:
+    """The pipeline's extractor on stock trafilatura (without newswire's speedups)."""
+    from newswire.processors.extract import extract_article
+
+    _stock_trafilatura()
     body, url = item
     return extract_article(body, url, "text/html") is not None
 
 
 def _warm(_: int) -> int:
-    import newswire.processors.extract  # noqa: F401
     import trafilatura  # noqa: F401
 
     return os.getpid()
@@ -194,6 +216,9 @@ def pages_bench(bootstrap: str, warc: Path, workers: int, rounds: int, state: Pa
         _, cpu, warm = pool_run(pipeline_extractor, items, workers)
         keep("extractor-cpu", cpu)
         keep("extractor-warm", warm)
+        _, cpu, warm = pool_run(pipeline_extractor_stock, items, workers)
+        keep("stock-cpu", cpu)
+        keep("stock-warm", warm)
     assert summary is not None
     done = summary.published + summary.dead_letters
     rate = {k: n / v for k, v in best.items()}
@@ -208,11 +233,13 @@ def pages_bench(bootstrap: str, warc: Path, workers: int, rounds: int, state: Pa
         row("wall: bare trafilatura.extract, warm pool", "bare-warm", n),
         row("wall: bare trafilatura.bare_extraction(with_metadata=True), pool start incl.", "meta", n),
         row("wall: pipeline extractor alone (extract_article), warm", "extractor-warm", n),
+        row("wall: pipeline extractor on stock trafilatura (no speedups), warm", "stock-warm", n),
         row(f"wall: replay end to end ({summary.published} published, {summary.dead_letters} dead letters)",
             "replay", done),
         row("CPU s: bare trafilatura.extract (workers, pool start included)", "bare-cpu", n, "bare-cpu"),
         row("CPU s: bare trafilatura.bare_extraction(with_metadata=True)", "meta-cpu", n, "bare-cpu"),
         row("CPU s: pipeline extractor alone (workers, pool start included)", "extractor-cpu", n, "bare-cpu"),
+        row("CPU s: pipeline extractor on stock trafilatura (no speedups)", "stock-cpu", n, "bare-cpu"),
         row("CPU s: replay (main + workers + broker, everything included)", "replay-cpu", done, "bare-cpu"),
         row("CPU s: replay vs bare_extraction(with_metadata=True)", "replay-cpu", done, "meta-cpu"),
         row("CPU s: replay vs the pipeline extractor alone", "replay-cpu", done, "extractor-cpu"),

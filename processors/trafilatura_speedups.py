@@ -8,24 +8,31 @@ trafilatura decides, only on how lxml is driven:
   about 4,000 calls per page. :func:`install` gives trafilatura's HTML parser the same mapping as a
   C-level lookup (``ElementNamespaceClassLookup``: ``form``, ``input``, ``label``, ``select`` and
   ``textarea`` keep their classes, everything else is ``HtmlElement``).
-* **Pruning XPaths.** A third of the time was in ``prune_unwanted_nodes``: expressions such as
+* **XPaths.** A third of the time was in ``prune_unwanted_nodes``: expressions such as
   ``.//*[self::div or self::p][re:test(@class, '...')]`` call back from libxml2 into Python's ``re``
-  (EXSLT regular expressions) once per element and attribute. :func:`install` compiles those
-  expressions, read from trafilatura's own ``xpaths`` module at run time, into a two-step plan that
-  selects the same elements in the same order:
+  (EXSLT regular expressions) once per element and attribute, and libxml2 evaluates ``.//x`` far
+  slower than ``descendant::x``. :func:`install` compiles trafilatura's expressions for pruning,
+  content containers, title and author, read from its own ``xpaths`` module at run time, into plans
+  that select the same elements in the same order:
 
-1. a plain XPath without callbacks picks the candidates in C: the expression's element names, and
-   (when the predicates cannot hold for an element without attributes) only elements carrying one of
-   the attributes the predicates read;
-2. the predicates run in Python on those candidates, with the regular expressions compiled once.
+  1. the candidates: with element names to look for (``.//*[self::div or self::p]``, ``.//header``),
+     lxml's tag-filtered iteration in C; otherwise a callback-free ``descendant::*`` XPath that keeps
+     only elements carrying an attribute the predicates can hold on;
+  2. the predicates in Python on those candidates: the regular expressions compiled once, the tests
+     of one attribute value merged into one, memoised by value (class and id values repeat).
 
-Only a small XPath subset is compiled (``.//*`` with predicates made of ``or``, ``not(...)``,
-``self::name``, ``not(.//name)``, ``@a``, ``@a='v'``, ``contains``, ``starts-with``, ``re:test`` over
-``@a|@b`` or ``translate(@a, 'X', 'x')``). Anything outside it raises :class:`Unsupported` and that
-expression stays trafilatura's, so a trafilatura release with new expressions costs speed, never
-results. ``tests/unit/test_xpath_speedups.py`` checks every compiled plan against libxml2's answer
-on the bundled sample pages and on crafted edge cases (attribute order, missing attributes, nested
-matches), and on the corpus pages where they are present.
+  Only a small XPath subset is compiled: ``.//*``, ``//*``, ``.//name``, ``(path)[1]``, ``path[1]``
+  and unions, with predicates made of ``or``, ``not(...)``, ``self::name``, ``not(.//name)``, ``@a``,
+  ``@a='v'``, ``child='v'``, ``contains``, ``starts-with`` and ``re:test`` (with the ``i`` flag) over
+  ``@a|@b`` or ``translate(@a, 'X', 'x')``. Anything else raises :class:`Unsupported` and that
+  expression stays trafilatura's, so a trafilatura release with new expressions costs speed, never
+  results. A union runs its first branch's plan and the others through libxml2, and falls back to
+  the original expression when those find anything (merging in document order would cost more).
+
+``tests/unit/test_trafilatura_speedups.py`` checks every compiled plan against libxml2's answer on
+crafted edge cases (attribute order, missing attributes, ``translate``, positions, unions) and on the
+bundled sample pages, and, where ../shared/corpus is present, on corpus pages together with
+whole extractions with and without the speedups.
 
 XPath semantics kept: a node-set used as a string is its first node in document order (for
 ``@id|@class`` the attribute written first in the tag); a missing attribute is the empty string;
@@ -47,7 +54,7 @@ from typing import Any
 from lxml import etree
 from lxml import html as lxml_html
 
-__all__ = ["CompiledXPath", "Unsupported", "compile_xpath", "html_class_lookup", "install", "installed"]
+__all__ = ["CompiledXPath", "Unsupported", "compile_xpath", "html_class_lookup", "install", "installed", "uninstall"]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +127,20 @@ class _Node:
     test: Predicate
     exact: str | None
     need: str | None
+    # for a test of one attribute value (``@a``, ``@a|@b``, through translate or not): the attributes
+    # and the check of the raw value, so that an ``or`` of such tests reads each value once
+    names: tuple[str, ...] | None = None
+    check: Callable[[str], bool] | None = None
+    tags: frozenset[str] | None = None  # a test of the element's name alone (self::a or self::b)
+
+
+@dataclass
+class _Plan:
+    absolute: bool
+    tag: str
+    predicates: list[_Node]
+    first_only: bool = False  # (path)[1]
+    first_per_parent: bool = False  # path[1]
 
 
 def _or(parts: list[str]) -> str:
@@ -249,7 +270,7 @@ class _Parser:
             self.take("self")
             self.take("::")
             tag = self.name()
-            return _Node(lambda el: bool(el.tag == tag), "", f"self::{tag}")
+            return _Node(lambda el: bool(el.tag == tag), "", f"self::{tag}", tags=frozenset({tag}))
         if token == "not":
             self.take("not")
             self.take("(")
@@ -268,6 +289,8 @@ class _Parser:
             if self.peek() == "=":
                 self.take("=")
                 literal = self.string()
+                if literal and len(names) == 1:
+                    return _value_test(names, lambda value: value == literal, "", need)
                 return _Node(lambda el: any(el.get(n) == literal for n in names), "", need)
             return _Node(lambda el: any(el.get(n) is not None for n in names), "", need)
         if token in ("contains", "starts-with", "re:test"):
@@ -310,14 +333,22 @@ def _first(el: Any, names: tuple[str, ...]) -> str:
 def _string_test(
     function: str, names: tuple[str, ...], table: dict[int, int | None] | None, literal: str, flags: int
 ) -> _Node:
-    check: Callable[[str], bool]
+    match: Callable[[str], bool]
     if function == "re:test":
         search = re.compile(literal, flags).search
-        check = lambda text: search(text) is not None
+        match = lambda text: search(text) is not None
     elif function == "contains":
-        check = lambda text: literal in text
+        match = lambda text: literal in text
     else:
-        check = lambda text: text.startswith(literal)
+        match = lambda text: text.startswith(literal)
+    check = match if table is None else (lambda value: match(value.translate(table)))
+    # a test that holds on the empty string holds on an element without the attributes: no condition
+    need = None if check("") else _or([f"@{n}" for n in names])
+    return _value_test(names, check, "" if function != "re:test" else None, need)
+
+
+def _value_test(names: tuple[str, ...], check: Callable[[str], bool], exact: str | None, need: str | None) -> _Node:
+    """A test of the string value of ``names`` (a missing attribute is ''), memoised by value."""
     memo: dict[str, bool] = {}
     single = names[0] if len(names) == 1 else None
 
@@ -327,22 +358,32 @@ def _string_test(
         if hit is None:
             if len(memo) > MEMO_LIMIT:
                 memo.clear()
-            hit = memo[value] = check(value if table is None else value.translate(table))
+            hit = memo[value] = check(value)
         return hit
 
-    # a test that holds on the empty string holds on an element without the attributes: no condition
-    need = None if check("" if table is None else "".translate(table)) else _or([f"@{n}" for n in names])
-    return _Node(test, "" if function != "re:test" else None, need)
+    return _Node(test, exact, need, names, check)
 
 
 def _any(nodes: list[_Node]) -> _Node:
     if len(nodes) == 1:
         return nodes[0]
-    tests = tuple(n.test for n in nodes)
     exacts = [n.exact for n in nodes]
     exact = None if any(x is None for x in exacts) else _or([x for x in exacts if x is not None])
     needs = [n.need for n in nodes]
     need = None if any(x is None for x in needs) else _or(list(dict.fromkeys(x for x in needs if x is not None)))
+    # tests of the same attribute value become one memoised test: one lookup per value, not per test
+    groups: dict[tuple[str, ...], list[Callable[[str], bool]]] = {}
+    others: list[Predicate] = []
+    for node in nodes:
+        if node.names is not None and node.check is not None:
+            groups.setdefault(node.names, []).append(node.check)
+        else:
+            others.append(node.test)
+    merged = [
+        _value_test(names, checks[0] if len(checks) == 1 else _any_check(tuple(checks)), None, None).test
+        for names, checks in groups.items()
+    ]
+    tests = tuple(merged + others)
 
     def test(el: Any) -> bool:
         for t in tests:
@@ -350,16 +391,14 @@ def _any(nodes: list[_Node]) -> _Node:
                 return True
         return False
 
-    return _Node(test, exact, need)
+    tags = None
+    if all(n.tags is not None for n in nodes):
+        tags = frozenset().union(*(n.tags for n in nodes if n.tags is not None))
+    return _Node(test, exact, need, tags=tags)
 
 
-@dataclass
-class _Plan:
-    absolute: bool
-    tag: str
-    predicates: list[_Node]
-    first_only: bool = False  # (path)[1]
-    first_per_parent: bool = False  # path[1]
+def _any_check(checks: tuple[Callable[[str], bool], ...]) -> Callable[[str], bool]:
+    return lambda value: any(c(value) for c in checks)
 
 
 # -- the compiled expression --------------------------------------------------------------------------
@@ -373,7 +412,11 @@ class CompiledXPath:
     more than it saves, and such pages are rare)."""
 
     def __init__(
-        self, original: etree.XPath, prefilter: etree.XPath, tests: Sequence[Predicate], plan: _Plan,
+        self,
+        original: etree.XPath,
+        prefilter: Callable[[Any], list[Any]],
+        tests: Sequence[Predicate],
+        plan: _Plan,
         others: etree.XPath | None,
     ) -> None:
         self.original = original
@@ -408,17 +451,33 @@ class CompiledXPath:
 def compile_xpath(original: etree.XPath) -> CompiledXPath:
     """The compiled plan for ``original``, or :class:`Unsupported`."""
     plan, others = _Parser(original.path).union()
+    union = etree.XPath(" | ".join(others), namespaces={"re": REGEXP_NS}) if others else None
+    predicates = plan.predicates
+    # With element names to look for, lxml's tag-filtered iteration (in C) is the cheapest way to the
+    # candidates and every predicate runs in Python; without, libxml2 narrows all elements down to
+    # those the predicates' conditions allow.
+    if plan.tag != "*" or (predicates and predicates[0].tags is not None):
+        if plan.tag != "*":
+            tags = [plan.tag]
+            rest = predicates
+        else:
+            tags = sorted(predicates[0].tags or ())
+            rest = predicates[1:]
+        if plan.absolute:
+            prefilter: Callable[[Any], list[Any]] = lambda tree: list(tree.getroottree().getroot().iter(*tags))
+        else:
+            prefilter = lambda tree: list(tree.iterdescendants(*tags))
+        return CompiledXPath(original, prefilter, [p.test for p in rest], plan, union)
     # descendant::x = .//x for predicates without position(), and faster in libxml2
     step = ("/descendant::" if plan.absolute else "descendant::") + plan.tag
     tests = []
-    for predicate in plan.predicates:
+    for predicate in predicates:
         if predicate.exact is not None:
             step += f"[{predicate.exact}]"
         else:
             if predicate.need is not None:
                 step += f"[{predicate.need}]"
             tests.append(predicate.test)
-    union = etree.XPath(" | ".join(others), namespaces={"re": REGEXP_NS}) if others else None
     return CompiledXPath(original, etree.XPath(step, namespaces={"re": REGEXP_NS}), tests, plan, union)
 
 
@@ -478,3 +537,17 @@ def install() -> list[str]:
 
 def installed() -> list[str]:
     return list(_installed)
+
+
+def uninstall() -> None:
+    """Stock trafilatura again: its own XPath objects and lxml.html's Python class lookup (for
+    comparisons: the tests, and the benchmarks' bare-trafilatura baseline)."""
+    from trafilatura import utils, xpaths
+
+    for name, index, expression in _expressions(xpaths):
+        if isinstance(expression, CompiledXPath):
+            getattr(xpaths, name)[index] = expression.original
+    parser = getattr(utils, "HTML_PARSER", None)
+    if isinstance(parser, lxml_html.HTMLParser):
+        parser.set_element_class_lookup(lxml_html.HtmlElementClassLookup())
+    _installed.clear()

@@ -205,23 +205,16 @@ def test_corpus_pages_select_the_same() -> None:
 
 
 @pytest.mark.corpus
-def test_corpus_extractions_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_corpus_extractions_unchanged() -> None:
     """extract_article with the speedups equals extract_article with trafilatura's own objects."""
     pages = _corpus_pages(step=25)
     fast = [extract_article(body, url or f"http://pages.test/{pid}.html") for pid, body, url in pages]
-    swapped: list[tuple[list[Any], int, Any]] = []
-    for name, index, expression in speedups._expressions(xpaths):
-        if isinstance(expression, speedups.CompiledXPath):
-            getattr(xpaths, name)[index] = expression.original
-            swapped.append((getattr(xpaths, name), index, expression))
-    from trafilatura import utils
-
-    utils.HTML_PARSER.set_element_class_lookup(lxml_html.HtmlElementClassLookup())
+    speedups.uninstall()
     try:
+        assert not speedups.installed()
+        assert not any(isinstance(e, speedups.CompiledXPath) for e in xpaths.OVERALL_DISCARD_XPATH)
         slow = [extract_article(body, url or f"http://pages.test/{pid}.html") for pid, body, url in pages]
     finally:
-        for target, index, expression in swapped:
-            target[index] = expression
-        utils.HTML_PARSER.set_element_class_lookup(speedups.html_class_lookup())
+        speedups.install()
     assert len(pages) > 40
     assert fast == slow
