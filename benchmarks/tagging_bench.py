@@ -116,11 +116,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--seconds", type=float, default=5.0, help="time budget per row")
     ap.add_argument("--taxonomy", type=Path, default=None)
+    ap.add_argument("--embeddings", action="store_true", help="with the embedding combiners (the extra)")
     args = ap.parse_args()
     console = Console(width=150)
     t0 = time.perf_counter()
     taxonomy = load_taxonomy(args.taxonomy)
-    tagger = Tagger(taxonomy)
+    tagger = Tagger(taxonomy, embeddings=bool(args.embeddings))
     build_ms = 1000 * (time.perf_counter() - t0)
     real = corpus_articles()
     sets: list[tuple[str, list[tuple[str, str, str]]]] = []

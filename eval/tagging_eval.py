@@ -10,6 +10,7 @@ tagged.
     python eval/tagging_eval.py --errors              # false positives/negatives (tune split only)
     python eval/tagging_eval.py --sweep               # F1 per threshold (tune split only)
     python eval/tagging_eval.py --json out.json       # machine-readable figures (the quality gate)
+    python eval/tagging_eval.py --embeddings          # with the embedding combiners (the extra)
 
 Needs ../shared/corpus (or $NEWSWIRE_CORPUS) for the texts; labels hold keys and grades only.
 """
@@ -259,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=40)
     ap.add_argument("--sweep", action="store_true", help="F1 per threshold (tune only)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
+    ap.add_argument(
+        "--embeddings",
+        action="store_true",
+        help="use the shipped embedding combiners (needs the embeddings extra); default: keyword tagger",
+    )
     args = ap.parse_args(argv)
 
     if (args.errors or args.sweep) and args.split != "tune":
@@ -269,12 +275,17 @@ def main(argv: list[str] | None = None) -> int:
         print("error: corpus not found (../shared/corpus or $NEWSWIRE_CORPUS)", file=sys.stderr)
         return 2
     taxonomy = load_taxonomy(args.taxonomy)
-    tagger = Tagger(taxonomy)
+    # Explicit either way, so that a NEWSWIRE_EMBEDDINGS in the environment cannot change the figures.
+    tagger = Tagger(taxonomy, embeddings=bool(args.embeddings))
     thresholds = {t.slug: t.threshold for t in taxonomy.topics}
     splits = ("tune", "heldout") if args.split == "both" else (args.split,)
     sets = tuple(SETS) if args.set == "all" else (args.set,)
-    print(f"taxonomy {taxonomy.version}; splits {', '.join(splits)}")
-    report: dict[str, Any] = {"taxonomy": taxonomy.version, "sets": {}}
+    with_emb = sorted(tagger.embeddings.combiners) if tagger.embeddings else []
+    print(
+        f"taxonomy {taxonomy.version}; splits {', '.join(splits)}; embedding combiners: "
+        + (", ".join(with_emb) or "none")
+    )
+    report: dict[str, Any] = {"taxonomy": taxonomy.version, "embeddings": with_emb, "sets": {}}
     for set_name in sets:
         labels = [lab for lab in load_labels(args.labels / SETS[set_name]) if lab.split in splits]
         if not labels:

@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     taxonomy = load_taxonomy(TAXONOMY_DIR)
-    tagger = Tagger(taxonomy)
+    tagger = Tagger(taxonomy, embeddings=False)  # the keyword combiners are fitted without the extra
     data, meta = load_data(tagger)
     slugs = args.topic.split(",") if args.topic else taxonomy.slugs
     kinds = (args.features,) if args.features else FEATURE_SETS

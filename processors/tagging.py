@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import ahocorasick
+from newswire.processors.embeddings import Embeddings, embedding_text, resolve
 from newswire.processors.taxonomy import Taxonomy, TaxonomyError, load_taxonomy, normalise_text
 
 from newswire.records import TopicTag
@@ -227,9 +229,22 @@ class _Hit:
 class Tagger:
     """Tags items against a taxonomy. Build once (it compiles the automaton), call ``tag`` many times."""
 
-    def __init__(self, taxonomy: Taxonomy) -> None:
+    def __init__(self, taxonomy: Taxonomy, *, embeddings: Embeddings | bool | None = None) -> None:
+        """``embeddings``: None follows the NEWSWIRE_EMBEDDINGS switch (off when unset), True uses the
+        shipped embedding combiners (needs the ``embeddings`` extra), False is the keyword tagger."""
         self.taxonomy = taxonomy
         self._topics = taxonomy.topics
+        self.embeddings = resolve(embeddings, taxonomy.version, taxonomy.slugs)
+        # Topic index -> embedding combiner, for the topics that have one.
+        self._emb = (
+            {}
+            if self.embeddings is None
+            else {
+                ti: self.embeddings.combiners[t.slug]
+                for ti, t in enumerate(self._topics)
+                if t.slug in self.embeddings.combiners
+            }
+        )
         self._labels = [[t.label for t in topic.terms] for topic in self._topics]
         cue_ids: dict[str, int] = {}
         # Per topic, per term: which cue ids it requires / must not see.
@@ -301,7 +316,26 @@ class Tagger:
     def score(self, title: str | None, text: str, *, lead: str | None = None) -> list[TopicTag]:
         """Every topic's score and matches, in taxonomy order, tagged or not (for evaluation/tuning)."""
         evs = self._evidences(title, text, lead=lead)
-        return [self._final(ti, evs) for ti in range(len(self._topics))]
+        tags = [self._final(ti, evs) for ti in range(len(self._topics))]
+        if self._emb:
+            self._embedding_scores(tags, evs, title, text)
+        return tags
+
+    def _embedding_scores(
+        self, tags: list[TopicTag], evs: list[_Evidence], title: str | None, text: str
+    ) -> None:
+        """Re-score, in place, the topics with an embedding combiner and kept evidence. The item is
+        embedded at most once, and only when such a topic matched (no match, no tag, no cost)."""
+        assert self.embeddings is not None
+        vector: Sequence[float] | None = None
+        for ti, comb in self._emb.items():
+            if evs[ti].raw <= 0.0:
+                continue
+            if vector is None:
+                vector = self.embeddings.encoder(embedding_text(title, text, comb.max_chars))
+            # The combiner was fitted with the topic's threshold folded into its bias.
+            score = comb.score(self._features(ti, evs), vector)
+            tags[ti] = TopicTag(slug=tags[ti].slug, score=round(score, 4), matches=tags[ti].matches)
 
     def _evidences(self, title: str | None, text: str, *, lead: str | None = None) -> list[_Evidence]:
         title = normalise_text(title or "")

