@@ -155,7 +155,7 @@ def extraction_pool(workers: int = 0) -> ProcessPoolExecutor:
     (kafka-python's sender, the event loop) are never forked mid-lock."""
     count = workers or os.cpu_count() or 1
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["newswire.processors.extract"])
+    context.set_forkserver_preload(["newswire.processors.worker_preload"])
     return ProcessPoolExecutor(max_workers=count, mp_context=context)
 
 

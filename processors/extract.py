@@ -23,6 +23,7 @@ import trafilatura
 from htmldate import find_date
 from lxml import etree
 from lxml import html as lxml_html
+from newswire.processors import trafilatura_speedups
 from trafilatura.metadata import (
     META_URL,
     examine_meta,
@@ -34,10 +35,17 @@ from trafilatura.metadata import (
 from trafilatura.utils import load_html
 
 from newswire.contract import parse_utc
-from newswire.processors import trafilatura_speedups
 from newswire.records import Extraction
 
-__all__ = ["EXTRACTOR", "TRAFILATURA_OPTIONS", "declared_charset", "decode_html", "extract_article"]
+__all__ = [
+    "EXTRACTOR",
+    "TRAFILATURA_OPTIONS",
+    "declared_charset",
+    "decode_html",
+    "extract_article",
+    "load_language_model",
+    "page_language",
+]
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +195,13 @@ def _mostly_decodes(body: bytes, codec: str) -> bool:
     """At most one undecodable byte per 2,000: a fitting label with a few broken bytes."""
     text = body.decode(codec, errors="replace")
     return text.count("\ufffd") <= max(1, len(body) // 2000)
+
+
+def load_language_model() -> None:
+    """Load py3langid's model now rather than at the first page without a declared language."""
+    import py3langid  # ships its model in the package: no download, no network
+
+    py3langid.classify("")
 
 
 def page_language(page: str, text: str) -> str | None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from newswire.processors.canonical import hash_normalised, normalise_text
+
 from newswire.contract import ArticleMessage, FeedRef, Pipeline, Topic, utc_iso
-from newswire.processors.canonical import content_hash, normalise_text
 from newswire.records import Entry, Extraction, FeedSource, TopicTag
 
 
@@ -80,6 +81,7 @@ def build_message(
     if not authors and item.entry is not None:
         authors = list(item.entry.authors)
     published = _published(item)
+    normalised = normalise_text(text)
     return ArticleMessage(
         id=item.id,
         url=item.url,
@@ -94,8 +96,8 @@ def build_message(
         summary=item.entry.summary if item.entry is not None else None,
         text=text,
         text_source="page" if extraction is not None else "feed",
-        content_hash=content_hash(text),
-        word_count=len(normalise_text(text).split()) if text else 0,
+        content_hash=hash_normalised(normalised),
+        word_count=normalised.count(" ") + 1 if normalised else 0,
         topics=[Topic(slug=t.slug, score=round(t.score, 4), matches=dict(t.matches)) for t in topics],
         fetched_at=utc_iso(item.fetched_at),
         processed_at=utc_iso(processed_at),

@@ -208,6 +208,26 @@ def test_normalise_text() -> None:
     assert normalise_text("") == ""
 
 
+def test_normalise_text_is_the_frozen_regex_definition() -> None:
+    r"""The contract (v1) defines the normalised text as NFC, re.sub(r"\s+", " "), strip(); the split/join
+    implementation must equal it on every whitespace character there is and on mixed texts."""
+    import random
+    import re
+    import sys
+    import unicodedata
+
+    def frozen(text: str) -> str:
+        return re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
+
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if re.fullmatch(r"\s", chr(c))]
+    assert spaces == [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    rng = random.Random(20261203)
+    alphabet = spaces + list("abcéé中\u200b﻿.,")  # zero-width space and BOM are not spaces
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        assert normalise_text(text) == frozen(text), repr(text)
+
+
 def test_content_hash_ignores_whitespace_and_normal_form() -> None:
     a = content_hash("Caf\u00e9 au lait.\n\nSecond paragraph.")
     b = content_hash("  Cafe\u0301 au   lait. Second\tparagraph. ")
