@@ -168,11 +168,19 @@ def _extract_with_trafilatura(raw: bytes, url: str | None) -> tuple[str, str | N
 
 
 def _extractor_name() -> str:
+    """The cache key: the extractor and a digest of its code, so an edit of the extractor (or a new
+    trafilatura) re-extracts instead of grading tags on stale texts."""
     try:
         from newswire.processors import extract as extract_mod
+        from newswire.processors import trafilatura_speedups
     except ImportError:
         return "trafilatura"
-    return "pipeline" if hasattr(extract_mod, "extract_article") else "trafilatura"
+    if not hasattr(extract_mod, "extract_article"):
+        return "trafilatura"
+    digest = hashlib.sha256(extract_mod.EXTRACTOR.encode())
+    for module in (extract_mod, trafilatura_speedups):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return f"pipeline-{digest.hexdigest()[:12]}"
 
 
 def article_items(

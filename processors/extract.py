@@ -265,7 +265,7 @@ def _metadata(tree: lxml_html.HtmlElement, url: str) -> _Metadata:
         sitename = sitename.lstrip("@")
         if sitename and "." not in sitename and not sitename[0].isupper():
             sitename = sitename.title()
-    elif (match := META_URL.match(found.url or url)) is not None:
+    elif (match := META_URL.match(found.url or url or "")) is not None:
         sitename = match[1]
     return _Metadata(title, author, date, sitename)
 
@@ -278,8 +278,9 @@ def _run_trafilatura(tree: lxml_html.HtmlElement, url: str) -> Any:
         return None
 
 
-def extract_article(body: bytes, url: str, content_type: str | None = None) -> Extraction | None:
-    """Text and metadata of an article page, or None when it holds no usable text."""
+def extract_article(body: bytes, url: str | None, content_type: str | None = None) -> Extraction | None:
+    """Text and metadata of an article page, or None when it holds no usable text. ``url`` (the
+    page's address, None when unknown) helps trafilatura and htmldate; nothing requires it."""
     if not body or not _is_html(body, content_type):
         return None
     page = decode_html(body, content_type)

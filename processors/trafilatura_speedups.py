@@ -132,6 +132,7 @@ class _Node:
     names: tuple[str, ...] | None = None
     check: Callable[[str], bool] | None = None
     tags: frozenset[str] | None = None  # a test of the element's name alone (self::a or self::b)
+    present: frozenset[str] | None = None  # a test of attributes' presence alone (@a or @b)
 
 
 @dataclass
@@ -292,7 +293,7 @@ class _Parser:
                 if literal and len(names) == 1:
                     return _value_test(names, lambda value: value == literal, "", need)
                 return _Node(lambda el: any(el.get(n) == literal for n in names), "", need)
-            return _Node(lambda el: any(el.get(n) is not None for n in names), "", need)
+            return _Node(lambda el: any(el.get(n) is not None for n in names), "", need, present=frozenset(names))
         if token in ("contains", "starts-with", "re:test"):
             self.take()
             self.take("(")
@@ -371,23 +372,60 @@ def _any(nodes: list[_Node]) -> _Node:
     exact = None if any(x is None for x in exacts) else _or([x for x in exacts if x is not None])
     needs = [n.need for n in nodes]
     need = None if any(x is None for x in needs) else _or(list(dict.fromkeys(x for x in needs if x is not None)))
-    # tests of the same attribute value become one memoised test: one lookup per value, not per test
+    # Tests of the same attribute value become one memoised test: one lookup per value, not per test.
+    # This runs once per candidate element, so the element's own attributes (usually one to three)
+    # are walked once, rather than looking up every name the tests read.
     groups: dict[tuple[str, ...], list[Callable[[str], bool]]] = {}
+    exists: set[str] = set()
     others: list[Predicate] = []
     for node in nodes:
         if node.names is not None and node.check is not None:
             groups.setdefault(node.names, []).append(node.check)
+        elif node.present is not None:
+            exists.update(node.present)
         else:
             others.append(node.test)
-    merged = [
-        _value_test(names, checks[0] if len(checks) == 1 else _any_check(tuple(checks)), None, None).test
-        for names, checks in groups.items()
-    ]
-    tests = tuple(merged + others)
+    singles: dict[str, tuple[dict[str, bool], Callable[[str], bool]]] = {}
+    multis: list[tuple[frozenset[str], dict[str, bool], Callable[[str], bool]]] = []
+    without = False  # the answer for an element that has none of the attributes read
+    for names, checks in groups.items():
+        check = checks[0] if len(checks) == 1 else _any_check(tuple(checks))
+        without = without or check("")
+        if len(names) == 1:
+            singles[names[0]] = ({}, check)
+        else:
+            multis.append((frozenset(names), {}, check))
+    exist_names = frozenset(exists)
+    other_tests = tuple(others)
+
+    def memo_check(memo: dict[str, bool], check: Callable[[str], bool], value: str) -> bool:
+        hit = memo.get(value)
+        if hit is None:
+            if len(memo) > MEMO_LIMIT:
+                memo.clear()
+            hit = memo[value] = check(value)
+        return hit
 
     def test(el: Any) -> bool:
-        for t in tests:
-            if t(el):
+        items = el.items()  # in document order
+        if without:
+            # some test holds on a missing attribute: every name is looked at, present or not
+            attrs = dict(items)
+            if any(memo_check(m, c, attrs.get(n, "")) for n, (m, c) in singles.items()):
+                return True
+        else:
+            for key, value in items:
+                if key in exist_names:
+                    return True
+                entry = singles.get(key)
+                if entry is not None and memo_check(entry[0], entry[1], value):
+                    return True
+        for names, memo, check in multis:
+            first = next((value for key, value in items if key in names), "")
+            if memo_check(memo, check, first):
+                return True
+        for other in other_tests:
+            if other(el):
                 return True
         return False
 

@@ -216,3 +216,13 @@ def test_picklable_and_runs_in_a_process_pool() -> None:
         result = pool.submit(extract_article, body, URL, "text/html").result(timeout=60)
     assert result is not None and result.title == "Talks resume in Geneva"
     assert pickle.loads(pickle.dumps(result)) == result
+
+
+def test_a_page_without_a_known_address_is_extracted() -> None:
+    """Replayed or corpus pages may come without a URL: metadata falls back without one."""
+    body = f"<html><head><title>Talks</title></head><body><article>{''.join(f'<p>{p}</p>' for p in PARAGRAPHS_EN)}" \
+           "</article></body></html>"
+    result = extract_article(body.encode(), None)
+    assert result is not None
+    assert result.text.startswith("Negotiators from both delegations")
+    assert result.site_name is None
