@@ -53,7 +53,7 @@ import logging
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Literal, Protocol, Self
@@ -63,7 +63,7 @@ import httpcore
 import httpx
 
 from newswire import __version__
-from newswire.records import FetchResult
+from newswire.records import FetchResult, RedirectHop
 
 from .netguard import GuardedBackend, GuardError, NetGuard, Resolver  # relative: mypy can follow it
 
@@ -433,6 +433,7 @@ class Fetcher:
         remaining = s.total_timeout  # waiting for a host slot does not count, network time does
         current = url
         redirects = 0
+        hops: list[RedirectHop] = []  # archived with the answer, so a replay can follow them too
         while True:
             parsed = _parse_url(current)
             async with self._host_slot(parsed.host):
@@ -451,7 +452,7 @@ class Fetcher:
                     raise _Failure("timeout", too_slow, url=str(parsed)) from exc
                 remaining -= loop.time() - started
             if isinstance(outcome, FetchResult):
-                return outcome
+                return replace(outcome, redirects=tuple(hops)) if hops else outcome
             if redirects >= s.max_redirects:
                 raise _Failure(
                     "too-many-redirects",
@@ -469,6 +470,7 @@ class Fetcher:
                     f"redirect to an unparseable Location {outcome.location[:200]!r}",
                     url=str(parsed),
                 ) from exc
+            hops.append(RedirectHop(str(parsed), outcome.status, current))
             if remaining <= 0:
                 raise _Failure("timeout", too_slow, url=current)
 

@@ -36,6 +36,24 @@ KIND_HEADER = "WARC-Newswire-Kind"  # extension field: "feed" or "page", so repl
 _HOP_BY_HOP = {"content-encoding", "transfer-encoding", "content-length", "connection", "keep-alive"}
 
 
+def _response(
+    uri: str, status: int, headers: list[tuple[str, str]], body: bytes, date: str, kind: Literal["feed", "page"]
+) -> bytes:
+    """One ``response`` record, serialised (it becomes a gzip member of its own when appended)."""
+    # The body is stored decoded, so the stored headers must describe what is stored.
+    http_headers = StatusAndHeaders(
+        f"{status} {_reason(status)}", [*headers, ("Content-Length", str(len(body)))], protocol="HTTP/1.1"
+    )
+    buf = io.BytesIO()
+    writer = WARCWriter(buf, gzip=False)
+    record = writer.create_warc_record(
+        uri, "response", payload=io.BytesIO(body), http_headers=http_headers,
+        warc_headers_dict={"WARC-Date": date, KIND_HEADER: kind},
+    )
+    writer.write_record(record)
+    return buf.getvalue()
+
+
 def _reason(status: int) -> str:
     from http import HTTPStatus
 
@@ -73,34 +91,22 @@ class WarcArchive:
         self._failure: BaseException | None = None
 
     def write(self, result: FetchResult, kind: Literal["feed", "page"]) -> None:
-        """Archive a successful response (status 2xx with a body). Others live in the fetch log only."""
+        """Archive a successful response (status 2xx with a body), after a body-less ``response``
+        record for each redirect that led to it (status and ``Location``), so that a replay finds the
+        page from the link a feed gave. Other outcomes live in the fetch log only."""
         if result.status is None or result.not_modified or result.error is not None:
             return
+        date = result.fetched_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        records = [_response(hop.url, hop.status, [("Location", hop.location)], b"", date, kind) for hop in result.redirects]
         headers = [(k, v) for k, v in result.headers.items() if k.lower() not in _HOP_BY_HOP]
-        # The body is stored decoded, so the stored headers must describe what is stored.
-        headers.append(("Content-Length", str(len(result.body))))
-        http_headers = StatusAndHeaders(
-            f"{result.status} {_reason(result.status)}", headers, protocol="HTTP/1.1"
-        )
-        buf = io.BytesIO()
-        writer = WARCWriter(buf, gzip=False)
-        record = writer.create_warc_record(
-            result.final_url,
-            "response",
-            payload=io.BytesIO(result.body),
-            http_headers=http_headers,
-            warc_headers_dict={
-                "WARC-Date": result.fetched_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                KIND_HEADER: kind,
-            },
-        )
-        writer.write_record(record)
+        records.append(_response(result.final_url, result.status, headers, result.body, date, kind))
         if self._failure is not None:
             raise RuntimeError(f"WARC archive in {self.directory} failed: {self._failure}") from self._failure
         if self._thread is None:
             self._thread = threading.Thread(target=self._drain, name="warc-writer", daemon=True)
             self._thread.start()
-        self._queue.put(buf.getvalue())
+        for data in records:
+            self._queue.put(data)
 
     def _drain(self) -> None:
         while (data := self._queue.get()) is not None:

@@ -268,7 +268,7 @@ class Processor:
                 processed_at=now,
                 replayed=self.replayed,
                 pipeline_version=__version__,
-                taxonomy_version=self.taxonomy.version,
+                taxonomy_version=self.tagger.version,
                 extractor=EXTRACTOR,
             )
             prepared.append((candidate, message, page_error))

@@ -15,6 +15,16 @@ class FeedSource:
 
 
 @dataclass(frozen=True)
+class RedirectHop:
+    """One redirect a fetch followed: ``url`` answered ``status`` with ``Location`` ``location``
+    (made absolute)."""
+
+    url: str
+    status: int
+    location: str
+
+
+@dataclass(frozen=True)
 class FetchResult:
     """Outcome of one HTTP fetch (feed or page), whether it succeeded or not.
 
@@ -31,6 +41,7 @@ class FetchResult:
     fetched_at: datetime
     error: str | None = None
     detail: str | None = None
+    redirects: tuple[RedirectHop, ...] = ()  # the hops from ``url`` to ``final_url``, in order
 
     @property
     def ok(self) -> bool:

@@ -243,7 +243,7 @@ class _Metadata:
     sitename: str | None
 
 
-def _metadata(tree: lxml_html.HtmlElement, url: str) -> _Metadata:
+def _metadata(tree: lxml_html.HtmlElement, url: str | None) -> _Metadata:
     """The metadata the message needs, from the page's meta tags and JSON-LD (trafilatura's own
     readers) and htmldate, as trafilatura's ``with_metadata`` does, without its search for
     categories, tags and a licence (a tenth of the extraction's time, for fields the message does not
@@ -270,7 +270,7 @@ def _metadata(tree: lxml_html.HtmlElement, url: str) -> _Metadata:
     return _Metadata(title, author, date, sitename)
 
 
-def _run_trafilatura(tree: lxml_html.HtmlElement, url: str) -> Any:
+def _run_trafilatura(tree: lxml_html.HtmlElement, url: str | None) -> Any:
     try:
         return trafilatura.bare_extraction(tree, url=url, **TRAFILATURA_OPTIONS)
     except Exception as exc:  # noqa: BLE001 -- hostile pages must cost an article's text, not the worker

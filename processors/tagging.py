@@ -27,6 +27,7 @@ How it works (the long version is docs/tagging.md):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Sequence
@@ -226,6 +227,15 @@ class _Hit:
     surface: str
 
 
+def _tagger_version(taxonomy_version: str, embeddings: Embeddings | None) -> str:
+    """What ``pipeline.taxonomy`` says: the taxonomy version, plus the embedding combiners in use (a
+    digest of their parameters), so messages tagged with the extra on are told apart from the rest."""
+    if embeddings is None:
+        return taxonomy_version
+    digest = hashlib.sha256(repr(sorted(embeddings.combiners.items())).encode()).hexdigest()[:12]
+    return f"{taxonomy_version}+embeddings-{digest}"
+
+
 class Tagger:
     """Tags items against a taxonomy. Build once (it compiles the automaton), call ``tag`` many times."""
 
@@ -245,6 +255,7 @@ class Tagger:
                 if t.slug in self.embeddings.combiners
             }
         )
+        self.version = _tagger_version(taxonomy.version, self.embeddings)
         self._labels = [[t.label for t in topic.terms] for topic in self._topics]
         cue_ids: dict[str, int] = {}
         # Per topic, per term: which cue ids it requires / must not see.

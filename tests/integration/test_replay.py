@@ -15,12 +15,13 @@ import pytest
 from newswire.connectors.feedlist import read_feed_list
 from newswire.connectors.kafka import KafkaSettings, Received
 from newswire.connectors.state import PublishedRow, StateStore
+from newswire.connectors.warc_reader import ScanStats, scan
 from newswire.connectors.warc_writer import WarcArchive
 from newswire.processors.canonical import article_id, canonical_url
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from demo.webserver import RunningServer
+from demo.webserver import Route, RunningServer, start_server
 from newswire.config import Settings
 from newswire.live import run_once
 from newswire.records import FetchResult
@@ -171,6 +172,44 @@ def test_a_live_runs_archive_replays_to_the_same_messages_and_twice_to_identical
     tagged = [b for b in first.values() if any(t["slug"] == "china" for t in b["topics"])]
     stream = read_all(kafka, kafka.topic("topic.china"), expected=len(tagged))
     assert sorted(m.key.decode() for m in stream if m.key) == sorted(b["id"] for b in tagged)
+
+
+def test_a_page_reached_through_redirects_replays_from_its_archived_page(
+    kafka_settings: KafkaSettings, settings_for: SettingsFor, tmp_path: Path, read_all: ReadAll
+) -> None:
+    """The live archive keeps every redirect hop (status and Location), so the replay finds the page
+    from the link the feed gave and publishes what the live run published."""
+    story = page("Harbour story", "The council approved the new sea wall.")
+    routes = {
+        "/feed.xml": Route(rss("Harbour news", [("__BASE__/old/story?utm_source=rss", "Harbour story", "Short.")]),
+                           substitute=True, content_type="application/rss+xml"),
+        "/old/story": Route(status=301, headers={"Location": "/2024/story"}),
+        "/2024/story": Route(status=302, headers={"Location": "/articles/story.html"}),
+        "/articles/story.html": Route(story, content_type="text/html; charset=utf-8"),
+    }
+    server = start_server(None, routes=routes)
+    try:
+        feeds_file = tmp_path / "feeds.txt"
+        feeds_file.write_text(server.url("feed.xml") + "\n")
+        live_settings = pipeline_settings(kafka_settings, tmp_path / "state")
+        live = run_once(live_settings, read_feed_list(feeds_file))
+        assert live.published == 1 and live.from_page == 1
+        (live_body,) = decoded(read_all(kafka_settings, kafka_settings.topic("articles"), expected=1))
+        assert live_body["text_source"] == "page"
+    finally:
+        server.stop()
+    (warc,) = live_settings.archive_path.glob("*.warc.gz")
+    hops = [(r.uri, r.status, r.headers.get("location")) for r in scan(warc, ScanStats()) if 300 <= r.status < 400]
+    assert hops == [  # the live run fetches the canonical URL (tracking parameters dropped)
+        (server.url("old/story"), 301, server.url("2024/story")),
+        (server.url("2024/story"), 302, server.url("articles/story.html")),
+    ]
+
+    kafka = settings_for(kafka_settings.bootstrap_servers)
+    summary = replay(replay_settings(kafka, tmp_path / "replay-state"), [warc])
+    assert summary.published == 1 and summary.from_page == 1 and summary.from_feed == 0
+    ((_, body),) = articles(read_all, kafka, 1)
+    assert _comparable(body) == _comparable(live_body)
 
 
 # -- snapshots of one feed ----------------------------------------------------------------------------

@@ -127,6 +127,9 @@ def test_combination_with_a_fake_encoder_embeds_only_matched_items_once() -> Non
     z = -1.0 + 0.5 * f["evidence"] + 1.0 * (0.5 - 0.1) / 2.0 - 0.5 * 0.2 / 1.0 + 2.0 * (0.6 - 0.2) / 0.5
     assert scored["china"].score == pytest.approx(1 / (1 + math.exp(-z)), abs=1e-4)
     assert scored["china"].matches == {t.slug: t for t in plain.score("Putin and Xi", CHINA)}["china"].matches
+    # messages say which tagger scored them: pipeline.taxonomy names the embedding combiners in use
+    assert plain.version == tax.version
+    assert tagger.version.startswith(tax.version + "+embeddings-") and tagger.version != plain.version
 
 
 def test_combiner_for_another_taxonomy_is_not_used(
