@@ -31,6 +31,7 @@ import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -264,6 +265,11 @@ def _warm_worker() -> None:
     """Nothing: unpickling it imports this module (parser, extractor) in the worker ahead of real work."""
 
 
+def _start_workers(executor: ProcessPoolExecutor, workers: int) -> None:
+    for _ in range(workers):
+        executor.submit(_warm_worker)
+
+
 async def _parsed_in_order(
     docs: Sequence[FeedDoc], executor: object, ahead: int
 ) -> AsyncIterator[tuple[FeedDoc, ParsedDoc | FeedFailure]]:
@@ -415,14 +421,16 @@ async def _replay(
         publisher = stack.enter_context(Publisher(_kafka_settings(settings)))
         executor = stack.enter_context(extraction_pool(settings.extract_workers))
         workers = settings.extract_workers or os.cpu_count() or 1
-        # Worker processes start and import the extractor while topics are created and the archive scanned.
-        for _ in range(workers):
-            executor.submit(_warm_worker)
+        # The worker processes start while topics are created and the archive is scanned: the first
+        # spawn waits for the forkserver to import the extractor and load the language model (~1 s),
+        # so it runs in a thread of its own instead of holding up the scan.
+        warming = asyncio.ensure_future(asyncio.to_thread(_start_workers, executor, workers))
         await asyncio.to_thread(publisher.ensure_topics, all_topics(settings.topic_prefix, taxonomy))
 
         stats = ScanStats()
         report = (lambda n: on_progress("records", n, None)) if on_progress is not None else None
         index = await asyncio.to_thread(build_index, files, stats, report)
+        await warming
         summary.records_read = stats.records
         summary.malformed_records = stats.malformed
         log.info(
