@@ -413,15 +413,27 @@ def _any(nodes: list[_Node]) -> _Node:
             attrs = dict(items)
             if any(memo_check(m, c, attrs.get(n, "")) for n, (m, c) in singles.items()):
                 return True
-        else:
+        elif items:
+            # the memo look-up is written out: this loop is the hot spot of the whole extraction
             for key, value in items:
                 if key in exist_names:
                     return True
                 entry = singles.get(key)
-                if entry is not None and memo_check(entry[0], entry[1], value):
-                    return True
+                if entry is not None:
+                    memo, check = entry
+                    hit = memo.get(value)
+                    if hit is None:
+                        if len(memo) > MEMO_LIMIT:
+                            memo.clear()
+                        hit = memo[value] = check(value)
+                    if hit:
+                        return True
         for names, memo, check in multis:
-            first = next((value for key, value in items if key in names), "")
+            first = ""
+            for key, value in items:
+                if key in names:
+                    first = value
+                    break
             if memo_check(memo, check, first):
                 return True
         for other in other_tests:
