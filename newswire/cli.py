@@ -375,6 +375,9 @@ def replay(
 ) -> None:
     """Replay WARC archives through the pipeline (no network): feeds, their entries, archived pages."""
     _start(verbose, state_dir)
+    from newswire.pool import start_forkserver
+
+    start_forkserver()  # its preload overlaps the imports below
     from newswire.connectors.warc_reader import WarcReadError
     from newswire.replay import ReplayError, parse_time
     from newswire.replay import replay as run_replay

@@ -31,10 +31,10 @@ from newswire.pipeline import (
     _dead_letter_out,
     all_topics,
     entry_candidates,
-    extraction_pool,
     feed_state_after,
 )
 from newswire.polling import Poller, poll_feeds
+from newswire.pool import extraction_pool
 from newswire.processors.schedule import ScheduleSettings
 from newswire.processors.tagging import Tagger, load_taxonomy
 from newswire.records import FeedSource, FetchResult

@@ -10,12 +10,11 @@ import asyncio
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -26,6 +25,7 @@ from newswire.connectors.kafka import BrokerUnavailable, Outgoing, Publisher, Se
 from newswire.connectors.state import FeedState, PublishedRow, StateStore
 from newswire.contract import ArticleMessage, DeadLetter, topic_for, utc_iso, utc_now
 from newswire.metrics import metrics
+from newswire.pool import extraction_pool
 from newswire.processors.canonical import InvalidURL, article_id, canonical_url
 from newswire.processors.extract import EXTRACTOR, extract_article
 from newswire.processors.feeds import FeedParseError, parse_feed
@@ -148,15 +148,6 @@ class PageSource(Protocol):
 
 
 # -- shared resources ---------------------------------------------------------------------------------
-
-
-def extraction_pool(workers: int = 0) -> ProcessPoolExecutor:
-    """Extraction is CPU-bound: a process pool, started by forkserver so the parent's threads
-    (kafka-python's sender, the event loop) are never forked mid-lock."""
-    count = workers or os.cpu_count() or 1
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["newswire.processors.worker_preload"])
-    return ProcessPoolExecutor(max_workers=count, mp_context=context)
 
 
 @dataclass

@@ -60,8 +60,8 @@ from newswire.pipeline import (
     _dead_letter_out,
     all_topics,
     entry_candidates,
-    extraction_pool,
 )
+from newswire.pool import extraction_pool
 from newswire.processors.canonical import InvalidURL, article_id, canonical_url
 from newswire.processors.feeds import FeedParseError, parse_feed
 from newswire.processors.tagging import Tagger, load_taxonomy

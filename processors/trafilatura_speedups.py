@@ -354,15 +354,18 @@ def _value_test(names: tuple[str, ...], check: Callable[[str], bool], exact: str
     single = names[0] if len(names) == 1 else None
 
     def test(el: Any) -> bool:
-        value = (el.get(single) or "") if single is not None else _first(el, names)
-        hit = memo.get(value)
-        if hit is None:
-            if len(memo) > MEMO_LIMIT:
-                memo.clear()
-            hit = memo[value] = check(value)
-        return hit
+        return _memoised(memo, check, (el.get(single) or "") if single is not None else _first(el, names))
 
     return _Node(test, exact, need, names, check)
+
+
+def _memoised(memo: dict[str, bool], check: Callable[[str], bool], value: str) -> bool:
+    hit = memo.get(value)
+    if hit is None:
+        if len(memo) > MEMO_LIMIT:
+            memo.clear()
+        hit = memo[value] = check(value)
+    return hit
 
 
 def _any(nodes: list[_Node]) -> _Node:
@@ -398,23 +401,15 @@ def _any(nodes: list[_Node]) -> _Node:
     exist_names = frozenset(exists)
     other_tests = tuple(others)
 
-    def memo_check(memo: dict[str, bool], check: Callable[[str], bool], value: str) -> bool:
-        hit = memo.get(value)
-        if hit is None:
-            if len(memo) > MEMO_LIMIT:
-                memo.clear()
-            hit = memo[value] = check(value)
-        return hit
-
     def test(el: Any) -> bool:
         items = el.items()  # in document order
         if without:
             # some test holds on a missing attribute: every name is looked at, present or not
             attrs = dict(items)
-            if any(memo_check(m, c, attrs.get(n, "")) for n, (m, c) in singles.items()):
+            if any(_memoised(m, c, attrs.get(n, "")) for n, (m, c) in singles.items()):
                 return True
         elif items:
-            # the memo look-up is written out: this loop is the hot spot of the whole extraction
+            # _memoised written out: this loop is the hot spot of the whole extraction
             for key, value in items:
                 if key in exist_names:
                     return True
@@ -434,7 +429,7 @@ def _any(nodes: list[_Node]) -> _Node:
                 if key in names:
                     first = value
                     break
-            if memo_check(memo, check, first):
+            if _memoised(memo, check, first):
                 return True
         for other in other_tests:
             if other(el):
