@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,9 +24,8 @@ from newswire.connectors.kafka import BrokerUnavailable, Outgoing, Publisher, Se
 from newswire.connectors.state import FeedState, PublishedRow, StateStore
 from newswire.contract import ArticleMessage, DeadLetter, topic_for, utc_iso, utc_now
 from newswire.metrics import metrics
-from newswire.pool import extraction_pool
 from newswire.processors.canonical import InvalidURL, article_id, canonical_url
-from newswire.processors.extract import EXTRACTOR, extract_article
+from newswire.processors.extract_task import EXTRACTOR, extract_page
 from newswire.processors.feeds import FeedParseError, parse_feed
 from newswire.processors.message import ArticleInput, build_message, feed_text
 from newswire.processors.tagging import Tagger, Taxonomy
@@ -212,7 +210,7 @@ class Processor:
             try:
                 with metrics().timed(metrics().extract_seconds):
                     extraction = await loop.run_in_executor(
-                        self.executor, extract_article, page.body, page.final_url, page.headers.get("content-type")
+                        self.executor, extract_page, page.body, page.final_url, page.headers.get("content-type")
                     )
             except Exception:  # a crash inside the extractor must not end the entry
                 log.exception("extract failed url=%s", page.final_url)

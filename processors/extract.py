@@ -23,7 +23,7 @@ import trafilatura
 from htmldate import find_date
 from lxml import etree
 from lxml import html as lxml_html
-from newswire.processors import trafilatura_speedups
+from newswire.processors import extract_task, trafilatura_speedups
 from trafilatura.metadata import (
     META_URL,
     examine_meta,
@@ -49,7 +49,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EXTRACTOR = f"trafilatura {trafilatura.__version__}"
+EXTRACTOR = extract_task.EXTRACTOR
 
 # same selections in less CPU (see the module); here, so every process that extracts has them
 trafilatura_speedups.install()
