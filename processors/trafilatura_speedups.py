@@ -406,6 +406,8 @@ def _any(nodes: list[_Node]) -> _Node:
         if without:
             # some test holds on a missing attribute: every name is looked at, present or not
             attrs = dict(items)
+            if not exist_names.isdisjoint(attrs):
+                return True
             if any(_memoised(m, c, attrs.get(n, "")) for n, (m, c) in singles.items()):
                 return True
         elif items:

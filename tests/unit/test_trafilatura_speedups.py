@@ -135,6 +135,9 @@ def test_crafted_tree_exercises_the_expressions() -> None:
         (".//*[self::div][not(.//h1)]", "<section><div>1<h1>t</h1></div><div>2</div></section>", ["2"]),
         (".//*[@data-x='']", '<div><p data-x="">1</p><p data-x="y">2</p><p>3</p></div>', ["1"]),
         (".//*[@data-x]", '<div><p data-x="">1</p><p data-x="y">2</p><p>3</p></div>', ["1", "2"]),
+        # a presence test beside a value test that holds on a missing attribute
+        (".//*[self::p][@data-x or re:test(@class, '^$')]",
+         '<div><p data-x="1" class="a">1</p><p class="a">2</p><p>3</p></div>', ["1", "3"]),
     ],
 )
 def test_semantics_match_libxml2(path: str, markup: str, expected: list[str]) -> None:
