@@ -307,7 +307,6 @@ class _Parser:
                 flags = re.IGNORECASE if "i" in self.string() else 0
             self.take(")")
             return _string_test(token, names, table, literal, flags)
-        # contains() and starts-with() run in C; only re:test calls back into Python
         if token is not None and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", token):
             # a child element compared with a string: true if one child's text is that string
             tag = self.name()
@@ -318,17 +317,13 @@ class _Parser:
         raise Unsupported(f"unsupported {token!r}")
 
 
-def _first(el: Any, names: tuple[str, ...]) -> str:
-    """The string value of ``@a|@b``: the one written first in the tag, '' when none is there."""
-    if len(names) == 1:
-        return el.get(names[0]) or ""
-    present = [n for n in names if el.get(n) is not None]
-    if not present:
-        return ""
-    if len(present) > 1:
-        keys = el.keys()  # in document order
-        present.sort(key=keys.index)
-    return el.get(present[0]) or ""
+def _first(items: list[tuple[str, str]], names: tuple[str, ...] | frozenset[str]) -> str:
+    """The string value of ``@a|@b``: of an element's attributes (``el.items()``, in document order)
+    the first one named, '' when none is there."""
+    for key, value in items:
+        if key in names:
+            return value
+    return ""
 
 
 def _string_test(
@@ -345,6 +340,7 @@ def _string_test(
     check = match if table is None else (lambda value: match(value.translate(table)))
     # a test that holds on the empty string holds on an element without the attributes: no condition
     need = None if check("") else _or([f"@{n}" for n in names])
+    # contains() and starts-with() run in C (exact); only re:test calls back into Python
     return _value_test(names, check, "" if function != "re:test" else None, need)
 
 
@@ -354,7 +350,7 @@ def _value_test(names: tuple[str, ...], check: Callable[[str], bool], exact: str
     single = names[0] if len(names) == 1 else None
 
     def test(el: Any) -> bool:
-        return _memoised(memo, check, (el.get(single) or "") if single is not None else _first(el, names))
+        return _memoised(memo, check, (el.get(single) or "") if single is not None else _first(el.items(), names))
 
     return _Node(test, exact, need, names, check)
 
@@ -426,12 +422,7 @@ def _any(nodes: list[_Node]) -> _Node:
                     if hit:
                         return True
         for names, memo, check in multis:
-            first = ""
-            for key, value in items:
-                if key in names:
-                    first = value
-                    break
-            if _memoised(memo, check, first):
+            if _memoised(memo, check, _first(items, names)):
                 return True
         for other in other_tests:
             if other(el):
@@ -489,7 +480,7 @@ class CompiledXPath:
                     parents.add(parent)
                     firsts.append(el)
             candidates = firsts
-        return list(candidates[:1] if self._first_only else candidates)
+        return candidates[:1] if self._first_only else candidates
 
     def __repr__(self) -> str:
         return f"CompiledXPath({' '.join(self.path.split())[:60]!r}...)"
