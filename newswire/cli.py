@@ -774,26 +774,30 @@ def _fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
+# Errors a user can cause, by module: looked up only in modules already imported (one that was never
+# imported cannot have raised), so `main` imports nothing heavy before the command starts: `replay`
+# starts its forkserver first, and sqlalchemy and kafka-python (0.6 s) load while the forkserver preloads.
+_USER_ERRORS = (
+    ("newswire.connectors.feedlist", "FeedListError"),
+    ("newswire.processors.tagging", "TaxonomyError"),
+    ("newswire.connectors.kafka", "KafkaConfigError"),
+)
+_UNAVAILABLE_ERRORS = (
+    ("newswire.connectors.kafka", "BrokerUnavailable"),
+    ("newswire.connectors.state", "StateError"),
+)
+
+
+def _raised_one_of(exc: BaseException, names: tuple[tuple[str, str], ...]) -> bool:
+    for module_name, class_name in names:
+        module = sys.modules.get(module_name)
+        cls = getattr(module, class_name, None) if module is not None else None
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return True
+    return False
+
+
 def main() -> None:
-    from newswire.connectors.feedlist import FeedListError
-    from newswire.connectors.state import StateError
-    from newswire.processors.tagging import TaxonomyError
-
-    from newswire.connectors.kafka import KafkaConfigError
-
-    user_errors: tuple[type[BaseException], ...] = (
-        UserError,
-        ConfigError,
-        FeedListError,
-        TaxonomyError,
-        KafkaConfigError,
-    )
-    try:
-        from newswire.connectors.kafka import BrokerUnavailable
-
-        unavailable: tuple[type[BaseException], ...] = (BrokerUnavailable, StateError)
-    except ImportError:  # pragma: no cover - kafka connector missing in a broken install
-        unavailable = (StateError,)
     try:
         code = app(standalone_mode=False)
         if isinstance(code, int) and code != 0:
@@ -804,11 +808,13 @@ def main() -> None:
         raise
     except KeyboardInterrupt:
         _fail("interrupted", 130)
-    except user_errors as exc:
+    except (UserError, ConfigError) as exc:
         _fail(str(exc), EXIT_USER)
-    except unavailable as exc:
-        _fail(str(exc), EXIT_UNAVAILABLE)
     except Exception as exc:
+        if _raised_one_of(exc, _USER_ERRORS):
+            _fail(str(exc), EXIT_USER)
+        if _raised_one_of(exc, _UNAVAILABLE_ERRORS):
+            _fail(str(exc), EXIT_UNAVAILABLE)
         usage = getattr(exc, "format_message", None)
         if usage is not None and isinstance(getattr(exc, "exit_code", None), int):  # typer/click usage error
             message = str(usage()).strip()

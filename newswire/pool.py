@@ -14,7 +14,7 @@ from multiprocessing import forkserver
 __all__ = ["PRELOAD", "extraction_pool", "start_forkserver"]
 
 # imported by the forkserver before it forks a worker (the extractor and py3langid's model)
-PRELOAD = ["newswire.processors.worker_preload"]
+PRELOAD = ["newswire.worker_preload"]
 
 
 def _context() -> multiprocessing.context.ForkServerContext:

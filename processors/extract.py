@@ -43,7 +43,6 @@ __all__ = [
     "declared_charset",
     "decode_html",
     "extract_article",
-    "load_language_model",
     "page_language",
 ]
 
@@ -195,13 +194,6 @@ def _mostly_decodes(body: bytes, codec: str) -> bool:
     """At most one undecodable byte per 2,000: a fitting label with a few broken bytes."""
     text = body.decode(codec, errors="replace")
     return text.count("\ufffd") <= max(1, len(body) // 2000)
-
-
-def load_language_model() -> None:
-    """Load py3langid's model now rather than at the first page without a declared language."""
-    import py3langid  # ships its model in the package: no download, no network
-
-    py3langid.classify("")
 
 
 def page_language(page: str, text: str) -> str | None:

@@ -3,7 +3,7 @@
 The main process only names the task and reads the extractor's version: it never imports the
 extractor itself (trafilatura with htmldate, justext, py3langid and numpy: about 0.3 s of CPU at
 every start, for a process that extracts nothing). The worker imports it on first use, or finds it
-preloaded (:mod:`newswire.processors.worker_preload`).
+preloaded (:mod:`newswire.worker_preload`).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ OPML feed list pointing there.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +35,20 @@ from tests.integration.pipeline_support import SAMPLE, write_sample_feeds
 # A group's first join takes about half the session timeout; Kafka's default (10 s) would make every
 # group test slow. The producer ignores these consumer-only keys.
 FAST_GROUP_CONFIG = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The run's caches (the unpacked language model) go to a temporary directory, not the home of
+    whoever runs the tests; set NEWSWIRE_CACHE_DIR to keep one between runs."""
+    if os.environ.get("NEWSWIRE_CACHE_DIR"):
+        yield
+        return
+    os.environ["NEWSWIRE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    try:
+        yield
+    finally:
+        os.environ.pop("NEWSWIRE_CACHE_DIR", None)
 
 
 def _tansu_or_skip() -> None:
