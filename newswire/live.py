@@ -17,7 +17,8 @@ from newswire import __version__
 from newswire.config import Settings
 from newswire.connectors.http import Fetcher, FetchSettings
 from newswire.connectors.kafka import KafkaSettings, Outgoing, Publisher
-from newswire.connectors.state import FeedState, PublishedRow, StateError, StateStore
+from newswire.connectors.state import StateError, StateStore
+from newswire.records import FeedState, PublishedRow
 from newswire.connectors.warc_writer import WarcArchive
 from newswire.contract import DeadLetter, utc_iso, utc_now
 from newswire.metrics import metrics, poll_outcome

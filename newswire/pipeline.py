@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 from newswire import __version__
 from newswire.config import Settings
 from newswire.connectors.kafka import BrokerUnavailable, Outgoing, Publisher, SendResult
-from newswire.connectors.state import FeedState, PublishedRow, StateStore
+from newswire.records import FeedState, PublishedRow
 from newswire.contract import ArticleMessage, DeadLetter, topic_for, utc_iso, utc_now
 from newswire.metrics import metrics
 from newswire.processors.canonical import InvalidURL, article_id, canonical_url

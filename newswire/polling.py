@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from newswire.connectors.state import FeedState
+from newswire.records import FeedState
 from newswire.pipeline import FeedPoll, body_hash
 from newswire.processors.discovery import FeedLink, candidates, looks_like_html
 from newswire.processors.feeds import FeedParseError, parse_feed

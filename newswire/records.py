@@ -91,3 +91,59 @@ class TopicTag:
     slug: str
     score: float
     matches: dict[str, int] = field(default_factory=dict)
+
+
+# -- the state store's records (newswire.connectors.state) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedState:
+    url: str
+    title: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    last_poll_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    entries_seen: int = 0
+    page_failures: int = 0
+    next_poll_at: datetime | None = None
+    # schedule (see newswire.processors.schedule)
+    rate_count: float | None = None  # decayed count of new entries
+    rate_since: datetime | None = None
+    ttl_seconds: int | None = None  # the publisher's ttl / sy:updatePeriod hint
+    retry_after_until: datetime | None = None  # a 429/503 asked us to wait until then
+    parked_since: datetime | None = None  # parked after repeated failures (None: not parked)
+    failing_since: datetime | None = None  # first failure of the current run of failures
+    schedule_reason: str | None = None  # what decided next_poll_at
+    # health
+    last_page_error: str | None = None  # reason of the last article page that could not be used
+    discovered_url: str | None = None  # the feed found on the listed page (feed discovery)
+
+    def is_due(self, now: datetime) -> bool:
+        return self.next_poll_at is None or self.next_poll_at <= now
+
+    @property
+    def parked(self) -> bool:
+        return self.parked_since is not None
+
+    def waiting(self, now: datetime) -> bool:
+        """A server asked (Retry-After) not to be polled before a time still in the future."""
+        return self.retry_after_until is not None and self.retry_after_until > now
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    id: str
+    url: str
+    feed_url: str | None
+
+
+@dataclass(frozen=True)
+class HealthCounts:
+    failing: int
+    parked: int
+    waiting: int

@@ -36,10 +36,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from newswire.config import Settings
 from newswire.connectors.kafka import KafkaSettings, Outgoing, Publisher
-from newswire.connectors.state import StateStore
 from newswire.connectors.warc_reader import (
     ArchivedResponse,
     BodyReader,
@@ -66,6 +66,9 @@ from newswire.processors.canonical import InvalidURL, article_id, canonical_url
 from newswire.processors.feeds import FeedParseError, parse_feed
 from newswire.processors.tagging import Tagger, load_taxonomy
 from newswire.records import Entry, FeedSource, FetchResult, ParsedFeed
+
+if TYPE_CHECKING:  # the store (and sqlalchemy) loads only for --skip-published
+    from newswire.connectors.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -416,6 +419,8 @@ async def _replay(
         if skip_published:
             if not (settings.state_dir / "state.db").exists():
                 raise ReplayError(f"--skip-published: no state store in {settings.state_dir} (pass --state-dir)")
+            from newswire.connectors.state import StateStore
+
             store = stack.enter_context(StateStore.in_dir(settings.state_dir))
         # The broker is checked before a long scan, so a typo in --bootstrap-servers fails at once.
         publisher = stack.enter_context(Publisher(_kafka_settings(settings)))
