@@ -284,8 +284,9 @@ def extract_article(body: bytes, url: str | None, content_type: str | None = Non
             tree = lxml_html.document_fromstring(page)
         except (ValueError, etree.ParserError):
             return None
-    meta = _metadata(tree, url)  # first: the extraction below prunes the tree it is given (a copy)
-    document = _run_trafilatura(tree, url)
+    meta = _metadata(tree, url)  # first: the extraction below prunes the tree
+    with trafilatura_speedups.handed_over(tree):  # not read again: trafilatura need not copy it
+        document = _run_trafilatura(tree, url)
     if document is None:
         return None
     text = (document.text or "").strip()

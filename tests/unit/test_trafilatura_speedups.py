@@ -184,6 +184,52 @@ def test_installed_in_this_process() -> None:
     assert any(isinstance(e, speedups.CompiledXPath) for e in xpaths.OVERALL_DISCARD_XPATH)
 
 
+@pytest.mark.parametrize("page", sorted(SAMPLE.glob("*.html")), ids=lambda p: p.stem)
+def test_handed_over_tree_is_not_copied_and_extracts_the_same(page: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import copy as copy_module
+
+    import trafilatura
+
+    copied: list[Any] = []
+    real_copy = copy_module.copy
+
+    def counting_copy(obj: Any) -> Any:
+        copied.append(obj)
+        return real_copy(obj)
+
+    monkeypatch.setattr(copy_module, "copy", counting_copy)  # what the installed hook calls
+    markup = page.read_text("utf-8")
+    speedups.install()
+    kept = load_html(markup)
+    stock = trafilatura.bare_extraction(kept, url="http://example.test/a", with_metadata=False)
+    stock_copies = len(copied)
+    assert sum(obj is kept for obj in copied) == 1  # bare_extraction's copy of its input
+    copied.clear()
+    handed = load_html(markup)
+    with speedups.handed_over(handed):
+        fast = trafilatura.bare_extraction(handed, url="http://example.test/a", with_metadata=False)
+    assert len(copied) == stock_copies - 1  # that one is skipped ...
+    assert stock_copies >= 3 and sum(obj is handed for obj in copied) >= 2  # ... the stages' are made
+    assert fast.text == stock.text and fast.title == stock.title
+    copied.clear()
+    again = load_html(markup)  # outside the block, trafilatura copies its input again
+    trafilatura.bare_extraction(again, url="http://example.test/a", with_metadata=False)
+    assert len(copied) == stock_copies and sum(obj is again for obj in copied) == 1
+
+
+def test_handed_over_is_undone_by_uninstall() -> None:
+    from trafilatura import core
+
+    speedups.install()
+    assert "core.copy" in speedups.installed()
+    speedups.uninstall()
+    try:
+        assert core.copy is copy
+    finally:
+        speedups.install()
+    assert core.copy is not copy
+
+
 def _corpus_pages(step: int) -> list[tuple[str, bytes, str]]:
     root = corpus_dir()
     if root is None:
