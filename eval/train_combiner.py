@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from newswire.processors.tagging import Tagger, load_taxonomy
+from newswire.processors.tagging import BOW_SCALE, Tagger, bow_tokens, load_taxonomy
 from newswire.processors.taxonomy import COMBINER_FEATURES
 from tagging_eval import LABELS, SETS, Label, Row, load_labels, print_table, stats_for, summarise
 from texts import article_items, corpus_root, feed_items
@@ -41,7 +41,6 @@ MARKER = "# --- learned combiner"
 FEATURE_SETS = ("evidence", "global", "terms", "full", "bow")
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 BOW_MIN_DF = 8  # context words seen in at least this many tune items with evidence
-BOW_SCALE = 0.5
 
 
 @dataclass
@@ -69,20 +68,6 @@ def select(names: list[str], kind: str) -> list[int]:
     if kind == "bow":
         return [i for i, n in enumerate(names) if n in COMBINER_FEATURES or n.startswith("bow:")]
     return [i for i, n in enumerate(names) if ok(n)]
-
-
-_TOKEN = re.compile(r"[^\W\d_]{3,}")
-
-
-def tokens(text: str) -> set[str]:
-    """Words (3+ letters) of spaced scripts and CJK character bigrams, lower-cased: a context vocabulary."""
-    out: set[str] = set()
-    for tok in _TOKEN.findall(text.lower()):
-        if any("\u4e00" <= ch <= "\u9fff" for ch in tok):
-            out.update(tok[i : i + 2] for i in range(len(tok) - 1))
-        else:
-            out.add(tok)
-    return out
 
 
 def fit_lr(X: np.ndarray, y: np.ndarray, w: np.ndarray, c: float, iters: int = 50) -> np.ndarray:
@@ -206,7 +191,7 @@ def load_data(tagger: Tagger) -> tuple[dict[str, Data], list[tuple[Label, str]]]
             if item is None:
                 continue
             feats.append(tagger.features(item.title, item.text))
-            toks.append(tokens(item.title + "\n" + item.text))
+            toks.append(bow_tokens(item.title, item.text))
             meta.append((lab, set_name))
     out: dict[str, Data] = {}
     for ti, slug in enumerate(tagger.taxonomy.slugs):

@@ -39,7 +39,18 @@ from newswire.processors.taxonomy import Taxonomy, TaxonomyError, load_taxonomy,
 
 from newswire.records import TopicTag
 
-__all__ = ["NORM_WORDS", "SCORE_HALF", "Tagger", "Taxonomy", "TaxonomyError", "TopicTag", "load_taxonomy"]
+__all__ = [
+    "BOW_CHARS",
+    "BOW_SCALE",
+    "NORM_WORDS",
+    "SCORE_HALF",
+    "Tagger",
+    "Taxonomy",
+    "TaxonomyError",
+    "TopicTag",
+    "bow_tokens",
+    "load_taxonomy",
+]
 
 SCORE_HALF = 6.0  # raw evidence that maps to score 0.5
 NORM_WORDS = 200.0  # texts up to this many words are not length-discounted
@@ -181,6 +192,28 @@ def _in_list(text: str, start: int, end: int) -> bool:
     return items >= 3
 
 
+# Context words for a combiner's "bow:<word>" weights: the words (3+ letters, scripts written with
+# spaces) and CJK character bigrams of the title and the first BOW_CHARS characters of the text, each
+# present word contributing BOW_SCALE. Computed only for items where such a topic has kept evidence.
+BOW_CHARS = 20000
+BOW_SCALE = 0.5
+_BOW_WORD = re.compile(r"[^\W\d_]{3,}")
+_BOW_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]+")
+
+
+def bow_tokens(title: str | None, text: str) -> set[str]:
+    """The context words of an item (see BOW_CHARS): lower-cased words of 3+ letters outside CJK runs,
+    and the character bigrams of CJK runs."""
+    low = (normalise_text(title or "") + "\n" + normalise_text(text or "")[:BOW_CHARS]).lower()
+    runs = _BOW_CJK.findall(low)
+    if not runs:
+        return set(_BOW_WORD.findall(low))
+    out = set(_BOW_WORD.findall(_BOW_CJK.sub(" ", low)))
+    for run in runs:
+        out.update(run[i : i + 2] for i in range(len(run) - 1))
+    return out
+
+
 def _is_cjk(ch: str) -> bool:
     o = ord(ch)
     return (
@@ -256,6 +289,13 @@ class Tagger:
             }
         )
         self.version = _tagger_version(taxonomy.version, self.embeddings)
+        # Per topic: the combiner's weights without its "bow:" ones, and those as word -> weight.
+        self._weights: list[tuple[tuple[str, float], ...]] = []
+        self._bow: list[dict[str, float]] = []
+        for topic in self._topics:
+            ws = topic.model.weights if topic.model is not None else ()
+            self._weights.append(tuple((n, w) for n, w in ws if not n.startswith("bow:")))
+            self._bow.append({n[4:]: w for n, w in ws if n.startswith("bow:")})
         self._labels = [[t.label for t in topic.terms] for topic in self._topics]
         cue_ids: dict[str, int] = {}
         # Per topic, per term: which cue ids it requires / must not see.
@@ -327,7 +367,8 @@ class Tagger:
     def score(self, title: str | None, text: str, *, lead: str | None = None) -> list[TopicTag]:
         """Every topic's score and matches, in taxonomy order, tagged or not (for evaluation/tuning)."""
         evs = self._evidences(title, text, lead=lead)
-        tags = [self._final(ti, evs) for ti in range(len(self._topics))]
+        words: list[set[str]] = []  # the item's context words, computed once if a combiner needs them
+        tags = [self._final(ti, evs, title, text, words) for ti in range(len(self._topics))]
         if self._emb:
             self._embedding_scores(tags, evs, title, text)
         return tags
@@ -557,7 +598,9 @@ class Tagger:
                 f["other:" + self._topics[oi].slug] = math.log1p(other.raw)
         return f
 
-    def _final(self, ti: int, evs: list[_Evidence]) -> TopicTag:
+    def _final(
+        self, ti: int, evs: list[_Evidence], title: str | None, text: str, words: list[set[str]]
+    ) -> TopicTag:
         topic = self._topics[ti]
         ev = evs[ti]
         if ev.raw <= 0.0:
@@ -569,10 +612,15 @@ class Tagger:
         else:
             f = self._features(ti, evs)
             z = model.bias
-            for name, w in model.weights:
+            for name, w in self._weights[ti]:
                 v = f.get(name)
                 if v:
                     z += w * v
+            bow = self._bow[ti]
+            if bow:
+                if not words:
+                    words.append(bow_tokens(title, text))
+                z += BOW_SCALE * sum(bow.get(t, 0.0) for t in words[0])
             score = 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
         return TopicTag(slug=topic.slug, score=round(score, 4), matches=ev.matches)
 

@@ -92,7 +92,9 @@ class Term:
 
 
 # Features a topic's learned combiner may weigh (see processors/tagging.py, docs/tagging.md): fixed
-# names, plus "term:<label>" / "loose:<label>" per term of the topic and "other:<slug>" per other topic.
+# names, plus "term:<label>" / "loose:<label>" per term of the topic, "other:<slug>" per other topic and
+# "bow:<word>" per context word (a word of 3+ letters, or a CJK character bigram, of the item's title and
+# first characters: processors.tagging.bow_tokens).
 COMBINER_FEATURES = (
     "evidence",
     "title",
@@ -108,7 +110,7 @@ COMBINER_FEATURES = (
     "spread",
     "cjk",
 )
-COMBINER_PREFIXES = ("term:", "loose:", "other:")
+COMBINER_PREFIXES = ("term:", "loose:", "other:", "bow:")
 
 
 @dataclass(frozen=True)
@@ -472,6 +474,10 @@ def _parse_model(filename: str, node: yaml.Node, terms: tuple[Term, ...]) -> Com
             )
         if prefix in ("term:", "loose:") and name[len(prefix) :] not in labels:
             raise TaxonomyError(f"{_where(filename, knode)}: model feature {name!r} names no term label")
+        if prefix == "bow:" and (not name[4:] or name[4:] != name[4:].lower() or " " in name[4:]):
+            raise TaxonomyError(
+                f"{_where(filename, knode)}: model feature {name!r}: a context word is one lower-case word"
+            )
         weights.append((name, _number(filename, vnode, f"weight of {name!r}", lo=-1000.0, hi=1000.0)))
     return Combiner(bias=bias, weights=tuple(weights), source=_where(filename, node))
 

@@ -515,3 +515,30 @@ def test_a_learned_combiner_rescores_but_never_tags_without_matches() -> None:
 def test_combiner_errors_name_the_line(extra: str, line: int, message: str) -> None:
     with pytest.raises(TaxonomyError, match=rf"^t\.yaml:{line}: .*{message}"):
         load_taxonomy_text("slug: r\nterms: [kremlin]\n" + extra, filename="t.yaml")
+
+
+def test_bow_tokens_are_words_and_cjk_bigrams() -> None:
+    from newswire.processors.tagging import bow_tokens
+
+    assert bow_tokens("Trade War", "China's exports, 2020: up 5%.") == {"trade", "war", "china", "exports"}
+    # CJK runs give character bigrams; Latin words beside them stay words.
+    assert bow_tokens(None, "阿里发布AI芯片 cloud") == {"阿里", "里发", "发布", "芯片", "cloud"}
+
+
+def test_a_combiners_context_words_move_the_score_only_where_they_occur() -> None:
+    base = "slug: r\nterms:\n  - match: [kremlin]\n    weight: 6\n"
+    model = "model:\n  bias: 1\n  weights:\n    evidence: 0\n    bow:tennis: -10\n"
+    tagger = Tagger(load_taxonomy_text(base + model))
+    assert slugs(tagger.tag(None, "The Kremlin said so."))
+    assert not tagger.tag(None, "The Kremlin said so at the tennis final.")
+    # Context words alone never tag: no match, no tag.
+    assert Tagger(load_taxonomy_text(base + "model:\n  bias: 5\n  weights:\n    bow:said: 3\n")).tag(
+        None, "Nothing said here."
+    ) == []
+
+
+def test_bow_feature_must_be_one_lower_case_word() -> None:
+    with pytest.raises(TaxonomyError, match=r"^t\.yaml:6: .*one lower-case word"):
+        load_taxonomy_text(
+            "slug: r\nterms: [kremlin]\nmodel:\n  bias: 1\n  weights:\n    bow:Two Words: 1\n", filename="t.yaml"
+        )
