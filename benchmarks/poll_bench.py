@@ -39,7 +39,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newswire.connectors.state import FeedState, PublishedRow, StateStore
+from newswire.connectors.state import StateStore
+from newswire.records import FeedState, PublishedRow
 from newswire.processors.canonical import article_id, canonical_url
 
 from newswire.config import Settings

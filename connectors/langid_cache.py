@@ -13,8 +13,8 @@ changed) costs only the speed: :func:`load_language_model` then lets py3langid l
 from __future__ import annotations
 
 import hashlib
-import lzma
 import logging
+import lzma
 import os
 import shutil
 import tempfile

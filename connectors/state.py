@@ -22,18 +22,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
-from datetime import datetime, timedelta, timezone
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from newswire.records import FeedState as FeedState  # re-exported: the store reads and writes these
-from newswire.records import HealthCounts as HealthCounts
-from newswire.records import PublishedRow as PublishedRow
+from newswire.records import FeedState, HealthCounts, PublishedRow
 
 _SERIAL = "{serial}"  # the fetch log's row number: AUTOINCREMENT on SQLite, an identity on PostgreSQL
 
@@ -124,7 +122,7 @@ _CHUNK = 500
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _dt(text: str | None) -> datetime | None:
@@ -240,7 +238,7 @@ class StateStore:
         with self._lock:
             self._engine.dispose()
 
-    def __enter__(self) -> StateStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,9 +18,9 @@ import queue
 import threading
 import uuid
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Self
 
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -96,7 +96,7 @@ class WarcArchive:
         page from the link a feed gave. Other outcomes live in the fetch log only."""
         if result.status is None or result.not_modified or result.error is not None:
             return
-        date = result.fetched_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        date = result.fetched_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         records = [_response(hop.url, hop.status, [("Location", hop.location)], b"", date, kind) for hop in result.redirects]
         headers = [(k, v) for k, v in result.headers.items() if k.lower() not in _HOP_BY_HOP]
         records.append(_response(result.final_url, result.status, headers, result.body, date, kind))
@@ -113,7 +113,7 @@ class WarcArchive:
             try:
                 self._append(_gzip_member(data))
             except BaseException as exc:  # keep draining so writers never block; report on next write
-                log.error("warc write failed dir=%s", self.directory, exc_info=True)
+                log.exception("warc write failed dir=%s", self.directory)
                 self._failure = exc
 
     def _append(self, data: bytes) -> None:
@@ -128,7 +128,7 @@ class WarcArchive:
         self.records_written += 1
 
     def _open(self) -> None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         name = f"newswire-{stamp}-{uuid.uuid4().hex[:8]}.warc.gz.open"
         self._path = self.directory / name
         self._fh = open(self._path, "ab", buffering=0)  # noqa: SIM115 - lifetime spans many calls
@@ -158,7 +158,7 @@ class WarcArchive:
         self._fh = None
         self._path = None
 
-    def __enter__(self) -> WarcArchive:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

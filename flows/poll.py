@@ -14,21 +14,27 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from newswire.config import Settings, default_state_dir, settings_from_env, settings_from_params, settings_to_params
+from newswire.config import (
+    Settings,
+    default_state_dir,
+    settings_from_env,
+    settings_from_params,
+    settings_to_params,
+)
 from newswire.logs import quiet_prefect, route_prefect_logs_to_file
 
 quiet_prefect(default_state_dir() / "prefect")  # before Prefect is imported; the CLI may have set it already
 
-from prefect import flow, task  # noqa: E402
-from prefect.artifacts import create_table_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from newswire.connectors.feedlist import read_feed_list
+from newswire.connectors.kafka import BrokerUnavailable
+from newswire.connectors.state import StateError
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
-from newswire.connectors.feedlist import read_feed_list  # noqa: E402
-from newswire.connectors.kafka import BrokerUnavailable  # noqa: E402
-from newswire.connectors.state import StateError  # noqa: E402
-from newswire.contract import utc_now  # noqa: E402
-from newswire.live import run_once  # noqa: E402
-from newswire.pipeline import RunSummary  # noqa: E402
+from newswire.contract import utc_now
+from newswire.live import run_once
+from newswire.pipeline import RunSummary
 
 route_prefect_logs_to_file()
 

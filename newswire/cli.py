@@ -479,11 +479,9 @@ def tail(
         topic_prefix=topic_prefix,
         client_config=parse_kafka_options(kafka_option or []),
     )
-    count = 0
     for received in consume(
         settings, [name], group=group, from_beginning=from_beginning, timeout_s=timeout, max_messages=max_messages
     ):
-        count += 1
         if as_json:
             sys.stdout.write(received.value.decode("utf-8", "replace") + "\n")
         else:
@@ -535,9 +533,10 @@ def feeds_status(
     base = _start(verbose, state_dir)
     from datetime import UTC, datetime
 
-    from newswire.connectors.state import FeedState, StateStore
+    from newswire.connectors.state import StateStore
     from newswire.live import schedule_settings
     from newswire.processors.schedule import ScheduleState, entries_per_day
+    from newswire.records import FeedState
 
     if not state_url and not (base / "state.db").exists():
         raise UserError(f"no state store in {base} (run `newswire run` first, or pass --state-dir)")
@@ -823,7 +822,7 @@ def main() -> None:
             _fail(message, EXIT_USER)
         if type(exc).__name__ == "Abort":
             _fail("aborted", 130)
-        log.error("internal error", exc_info=True, extra=FILE_ONLY)
+        log.exception("internal error", extra=FILE_ONLY)
         _fail(f"internal error: {type(exc).__name__}: {exc} (traceback in the log file)", EXIT_INTERNAL)
 
 

@@ -18,7 +18,6 @@ from newswire.config import Settings
 from newswire.connectors.http import Fetcher, FetchSettings
 from newswire.connectors.kafka import KafkaSettings, Outgoing, Publisher
 from newswire.connectors.state import StateError, StateStore
-from newswire.records import FeedState, PublishedRow
 from newswire.connectors.warc_writer import WarcArchive
 from newswire.contract import DeadLetter, utc_iso, utc_now
 from newswire.metrics import metrics, poll_outcome
@@ -38,7 +37,7 @@ from newswire.polling import Poller, poll_feeds
 from newswire.pool import extraction_pool
 from newswire.processors.schedule import ScheduleSettings
 from newswire.processors.tagging import Tagger, load_taxonomy
-from newswire.records import FeedSource, FetchResult
+from newswire.records import FeedSource, FeedState, FetchResult, PublishedRow
 
 log = logging.getLogger(__name__)
 

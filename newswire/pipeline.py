@@ -11,26 +11,23 @@ import hashlib
 import json
 import logging
 import random
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal, Protocol
 
 from newswire import __version__
 from newswire.config import Settings
 from newswire.connectors.kafka import BrokerUnavailable, Outgoing, Publisher, SendResult
-from newswire.records import FeedState, PublishedRow
 from newswire.contract import ArticleMessage, DeadLetter, topic_for, utc_iso, utc_now
 from newswire.metrics import metrics
 from newswire.processors.canonical import InvalidURL, article_id, canonical_url
 from newswire.processors.extract_task import EXTRACTOR, extract_page
-from newswire.processors.feeds import FeedParseError, parse_feed
-from newswire.processors.message import ArticleInput, build_message, feed_text
-from newswire.processors.tagging import Tagger, Taxonomy
+from newswire.processors.message import ArticleInput, build_message
 from newswire.processors.schedule import PollObservation, ScheduleSettings, ScheduleState, plan
-from newswire.records import Entry, Extraction, FeedSource, FetchResult, ParsedFeed
+from newswire.processors.tagging import Tagger, Taxonomy
+from newswire.records import Entry, Extraction, FeedSource, FeedState, FetchResult, ParsedFeed
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import asyncio
 import logging
 from collections import deque
@@ -25,13 +23,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Literal
 from urllib.parse import urlsplit
 
-from newswire.records import FeedState
 from newswire.pipeline import FeedPoll, body_hash
 from newswire.processors.discovery import FeedLink, candidates, looks_like_html
 from newswire.processors.feeds import FeedParseError, parse_feed
-from newswire.records import FeedSource, FetchResult, ParsedFeed
+from newswire.records import FeedSource, FeedState, FetchResult, ParsedFeed
 
 log = logging.getLogger(__name__)
 

@@ -13,4 +13,4 @@ from newswire.connectors.langid_cache import load_language_model
 
 load_language_model()
 
-import newswire.processors.extract  # noqa: E402,F401 -- the extractor, imported here once for every worker
+import newswire.processors.extract  # noqa: F401 -- the extractor, imported here once for every worker

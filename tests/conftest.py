@@ -27,9 +27,8 @@ from pathlib import Path
 import pytest
 from newswire.connectors.kafka import KafkaSettings, Received, consume
 
-from newswire.devbroker import DevBroker, TansuNotFound, find_tansu
-
 from demo.webserver import RunningServer, start_server
+from newswire.devbroker import DevBroker, TansuNotFound, find_tansu
 from tests.integration.pipeline_support import SAMPLE, write_sample_feeds
 
 # A group's first join takes about half the session timeout; Kafka's default (10 s) would make every

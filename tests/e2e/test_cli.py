@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from newswire.connectors.kafka import KafkaSettings
-from newswire.devbroker import free_port
 
+from newswire.devbroker import free_port
 from tests.integration.pipeline_support import SAMPLE
 
 pytestmark = pytest.mark.integration
@@ -165,7 +165,7 @@ def test_run_without_once_keeps_polling_through_prefect_until_interrupted(
             NEWSWIRE, "run", "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "state"),
             "--allow-host", "127.0.0.1", "--bootstrap-servers", kafka_settings.bootstrap_servers,
             "--topic-prefix", kafka_settings.topic_prefix,
-        ],  # fmt: skip
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from newswire.config import Settings
 from newswire.connectors.kafka import KafkaSettings, Received
-from newswire.contract import load_schema
 
 from demo.webserver import RunningServer
+from newswire.config import Settings
+from newswire.contract import load_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "demo" / "sample"

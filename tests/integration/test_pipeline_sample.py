@@ -10,11 +10,11 @@ import pytest
 from newswire.connectors.feedlist import read_feed_list
 from newswire.connectors.kafka import BrokerUnavailable, KafkaSettings, Received
 from newswire.connectors.state import StateStore
-from newswire.devbroker import DevBroker
-from newswire.live import run_once
 from newswire.processors.canonical import article_id, canonical_url
 
 from demo.webserver import RunningServer, start_server
+from newswire.devbroker import DevBroker
+from newswire.live import run_once
 from tests.integration.pipeline_support import (
     EXPECTED,
     SAMPLE,

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from newswire.connectors.warc_writer import KIND_HEADER, WarcArchive, complete_prefix_length, recover_open_files
-from newswire.records import FetchResult
+from newswire.connectors.warc_writer import (
+    KIND_HEADER,
+    WarcArchive,
+    complete_prefix_length,
+    recover_open_files,
+)
 from warcio.archiveiterator import ArchiveIterator
 
-WHEN = datetime(2021, 8, 30, 12, 0, 5, tzinfo=timezone.utc)
+from newswire.records import FetchResult
+
+WHEN = datetime(2021, 8, 30, 12, 0, 5, tzinfo=UTC)
 
 
 def result(i: int, *, status: int = 200, error: str | None = None, size: int = 600) -> FetchResult:
