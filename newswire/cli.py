@@ -124,10 +124,33 @@ def _settings(**values: Any) -> Settings:
     return Settings(state_dir=state_dir, kafka_options=kafka, allow_hosts=hosts, **values)
 
 
+# -v given before the command (`newswire -v replay ...`) counts as well as after it
+_global_verbose = 0
+
+
 def _start(verbose: int, state_dir: Path | None) -> Path:
     base = state_dir or default_state_dir()
-    setup_logging(verbose, base / "newswire.log")
+    setup_logging(verbose + _global_verbose, base / "newswire.log")
     return base
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"newswire {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    verbose: VerboseOpt = 0,
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Poll news feeds, extract articles, tag topics, publish to Kafka."""
+    global _global_verbose
+    _global_verbose = verbose
 
 
 # -- run ----------------------------------------------------------------------------------------------

@@ -431,6 +431,25 @@ def test_cli_replay_prints_a_summary_and_rejects_bad_input_in_one_line(
         assert "Traceback" not in failed.stderr
 
 
+def test_verbose_counts_before_or_after_the_command(
+    two_feeds_archive: Path, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    def replay_stderr(*verbosity: str, where: str) -> str:
+        command = [sys.executable, "-m", "newswire"]
+        options = ["--bootstrap-servers", kafka_settings.bootstrap_servers, "--topic-prefix", kafka_settings.topic_prefix,
+                   "--state-dir", str(tmp_path / "state"), "--workers", "1", str(two_feeds_archive)]
+        args = [*verbosity, "replay", *options] if where == "before" else ["replay", *verbosity, *options]
+        done = subprocess.run([*command, *args], capture_output=True, text=True, check=False, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    assert "replay index" not in replay_stderr(where="after")  # quiet by default
+    assert "replay index" in replay_stderr("-v", where="before")
+    assert "replay index" in replay_stderr("-v", where="after")
+    version = subprocess.run([sys.executable, "-m", "newswire", "--version"], capture_output=True, text=True, check=False)
+    assert version.returncode == 0 and version.stdout.startswith("newswire ")
+
+
 def test_prefect_flow_wraps_replay(
     two_feeds_archive: Path, kafka_settings: KafkaSettings, tmp_path: Path, read_all: ReadAll,
     monkeypatch: pytest.MonkeyPatch,
