@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -819,9 +820,24 @@ def _raised_one_of(exc: BaseException, names: tuple[tuple[str, str], ...]) -> bo
     return False
 
 
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a service manager stopping newswire) stops it as Ctrl-C does: what the broker
+    acknowledged is marked done, the rest is retried next run. Exit status 143, as for SIGTERM."""
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False)  # Ctrl-C inside a command: typer returns 130
+        if _terminated:
+            raise SystemExit(143)
         if isinstance(code, int) and code != 0:
             raise SystemExit(code)
     except typer.Exit as exc:
@@ -829,7 +845,7 @@ def main() -> None:
     except SystemExit:
         raise
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        raise SystemExit(143 if _terminated else 130) from None
     except (UserError, ConfigError) as exc:
         _fail(str(exc), EXIT_USER)
     except Exception as exc:

@@ -275,6 +275,8 @@ def test_dev_broker_cli_serves_until_interrupted(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=cli_env(),
+        # Ctrl-C's default action even when the tests run in the background (SIGINT ignored there)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 -- one call, no locks
     )
     try:
         assert proc.stdout is not None

@@ -20,7 +20,12 @@ from xml.sax.saxutils import escape
 
 from demo.webserver import RunningServer, start_server
 
-WORDS = ["ministers", "met", "on", "tuesday", "to", "discuss", "the", "harbour", "expansion", "while", "unions", "warned", "that", "the", "plan", "would", "cost", "jobs", "in", "the", "northern", "districts", "where", "the", "shipyards", "have", "employed", "generations", "of", "families", "and", "where", "the", "local", "council", "has", "asked", "for", "a", "review", "of", "the", "budget", "before", "any", "contract", "is", "signed", "by", "the", "port", "authority", "which", "says", "the", "work", "will", "begin", "next", "spring", "if", "the", "financing", "holds"]
+WORDS = (  # noqa: SIM905 -- a sentence reads better than a list of words
+    "ministers met on tuesday to discuss the harbour expansion while unions warned that the plan would cost "
+    "jobs in the northern districts where the shipyards have employed generations of families and where "
+    "the local council has asked for a review of the budget before any contract is signed by the port "
+    "authority which says the work will begin next spring if the financing holds"
+).split()
 
 
 @dataclass
