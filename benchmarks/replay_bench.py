@@ -47,6 +47,20 @@ from pack_article_pages import page_records
 from pack_feed_snapshots import snapshot_records
 
 
+def process_tree(root: int) -> dict[int, tuple[int, float]]:
+    """``root`` and its descendants, from /proc: pid -> (parent pid, CPU seconds used so far)."""
+    table = CpuMeter._table()
+    mine = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _) in table.items():
+            if ppid in mine and pid not in mine:
+                mine.add(pid)
+                grew = True
+    return {pid: table[pid] for pid in mine if pid in table}
+
+
 class CpuMeter:
     """CPU seconds (user+system) used by this process and all its descendants (pool workers, the
     forkserver, the broker) between start() and stop(). The machine is shared, so wall time says as
@@ -76,17 +90,8 @@ class CpuMeter:
         return table
 
     def _descendants(self) -> dict[int, float]:
-        table = self._table()
-        mine = {os.getpid()}
-        grew = True
-        while grew:
-            grew = False
-            for pid, (ppid, _) in table.items():
-                if ppid in mine and pid not in mine:
-                    mine.add(pid)
-                    grew = True
-        mine.discard(os.getpid())
-        return {pid: table[pid][1] for pid in mine if pid in table}
+        own = os.getpid()
+        return {pid: cpu for pid, (_, cpu) in process_tree(own).items() if pid != own}
 
     def _sample(self) -> None:
         while not self._stop.wait(0.1):

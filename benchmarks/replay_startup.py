@@ -23,23 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus_warc import corpus_dir, write_warc
 from pack_article_pages import page_records
-from replay_bench import CpuMeter
+from replay_bench import process_tree
 
 INTERVAL = 0.1
-
-
-def _tree(root: int) -> dict[int, tuple[int, float]]:
-    """``root`` and its descendants: pid -> (parent pid, CPU seconds so far)."""
-    table = CpuMeter._table()
-    mine = {root}
-    grew = True
-    while grew:
-        grew = False
-        for pid, (ppid, _) in table.items():
-            if ppid in mine and pid not in mine:
-                mine.add(pid)
-                grew = True
-    return {pid: table[pid] for pid in mine if pid in table}
 
 
 def _is_forkserver(pid: int) -> bool:
@@ -73,7 +59,7 @@ def main() -> None:
         forkserver: int | None = None
         while proc.poll() is None:
             time.sleep(INTERVAL)
-            tree = _tree(proc.pid)
+            tree = process_tree(proc.pid)
             seen.update(tree)
             now = time.perf_counter() - started
             samples.append((now, sum(cpu for _, cpu in seen.values())))

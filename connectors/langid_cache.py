@@ -84,8 +84,8 @@ def _install_from(entry: Path) -> None:
 
     # what py3langid's LanguageIdentifier.from_model_file builds from the same arrays
     identifier = langid.LanguageIdentifier(
-        np.asarray(array("ptc")),
-        np.asarray(array("pc")),
+        array("ptc"),
+        array("pc"),
         array("classes").tolist(),
         modelio._to_array(array("nextmove")),
         array("out_feat").tolist(),
