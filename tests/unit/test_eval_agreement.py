@@ -1,0 +1,59 @@
+"""eval/agreement.py: the inter-annotator figures on hand-computed cases."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+EVAL = Path(__file__).resolve().parents[2] / "eval"
+
+
+def _agreement() -> ModuleType:
+    if str(EVAL) not in sys.path:
+        sys.path.insert(0, str(EVAL))
+    spec = importlib.util.spec_from_file_location("agreement", EVAL / "agreement.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["agreement"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+ag = _agreement()
+
+
+def test_kappa_perfect_chance_and_textbook_case() -> None:
+    assert ag.cohen_kappa([(True, True), (False, False)]) == 1.0
+    # A and B each say yes half the time, independently: observed 0.5 = expected 0.5.
+    assert ag.cohen_kappa([(True, True), (True, False), (False, True), (False, False)]) == 0.0
+    # 20 yes/yes, 5 yes/no, 10 no/yes, 15 no/no: po 0.7, pe 0.5*0.6 + 0.5*0.4 = 0.5, kappa 0.4.
+    pairs = [(True, True)] * 20 + [(True, False)] * 5 + [(False, True)] * 10 + [(False, False)] * 15
+    assert ag.cohen_kappa(pairs) == pytest.approx(0.4)
+
+
+def _write(path: Path, grades: dict[str, int]) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "feed_items.jsonl", "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps({"key": key, "grades": {"china": g}}) + "\n" for key, g in grades.items())
+
+
+def test_agreement_counts_only_items_both_read(tmp_path: Path) -> None:
+    _write(tmp_path / "a", {"k1": 2, "k2": 1, "k3": 0, "k4": 2, "only-a": 2})
+    _write(tmp_path / "b", {"k1": 1, "k2": 0, "k3": 0, "k4": 2})
+    a = ag.load_labels(tmp_path / "a" / "feed_items.jsonl")
+    b = ag.load_labels(tmp_path / "b" / "feed_items.jsonl")
+    res = ag.agreement(a, b, "china")
+    assert (res.n, res.pos_a, res.pos_b, res.both) == (4, 3, 2, 2)
+    assert res.f1 == pytest.approx(2 * 2 / (3 + 2))
+    assert (res.g2_a, res.g2_a_pos_b) == (2, 2)
+    assert res.exact == pytest.approx(2 / 4)  # k1 differs (2 vs 1), k2 differs, k3 and k4 agree
+
+
+def test_cli_reports_missing_second_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ag.main(["--b", str(tmp_path / "nothing")]) == 2
+    assert "no second-reading labels" in capsys.readouterr().err
