@@ -57,3 +57,12 @@ def test_agreement_counts_only_items_both_read(tmp_path: Path) -> None:
 def test_cli_reports_missing_second_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ag.main(["--b", str(tmp_path / "nothing")]) == 2
     assert "no second-reading labels" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("filename", ["articles.jsonl", "feed_items.jsonl"])
+def test_committed_second_reading_covers_exactly_the_heldout_split(filename: str) -> None:
+    labels = EVAL / "labels"
+    heldout = {lab.key for lab in ag.load_labels(labels / filename) if lab.split == "heldout"}
+    second = ag.load_labels(labels / "second-reader" / filename)
+    assert heldout and {lab.key for lab in second} == heldout
+    assert all(set(lab.grades) == set(ag.TOPICS) and set(lab.grades.values()) <= {0, 1, 2} for lab in second)
