@@ -398,6 +398,71 @@ def test_troops_at_home_and_generals_in_politics_are_civil_military(tagger: Tagg
     )
 
 
+@pytest.mark.parametrize(
+    ("title", "text"),
+    [
+        (
+            "Hong Kong activists jailed under national security law",
+            (
+                "Pro-democracy activists in Hong Kong were sentenced under the national security law imposed by "
+                "Beijing, as the city's government defended the crackdown on protesters."
+            ),
+        ),
+        (
+            "UN report on Xinjiang detention camps",
+            (
+                "A United Nations report said the detention of Uyghurs in Xinjiang may amount to crimes against "
+                "humanity; the Chinese government rejected the findings."
+            ),
+        ),
+        (
+            "Dalai Lama succession dispute",
+            (
+                "Beijing insists it will choose the next Dalai Lama, while Tibetan exiles say the Chinese Communist "
+                "Party has no role in Tibet's religious succession."
+            ),
+        ),
+    ],
+)
+def test_hong_kong_xinjiang_and_tibet_politics_are_china(tagger: Tagger, title: str, text: str) -> None:
+    assert slugs(tagger.tag(title, text)) == {"china"}
+
+
+def test_hong_kong_as_a_chefs_past_is_not_china(tagger: Tagger) -> None:
+    text = (
+        "A new restaurant opened downtown serving dumplings, with a chef who trained in Hong Kong before "
+        "moving here ten years ago. The menu has twenty kinds of dumplings and noodle soups."
+    )
+    assert tagger.tag("Best dumplings in town", text) == []
+
+
+def test_purges_of_officers_military_courts_and_oversight_are_civil_military(tagger: Tagger) -> None:
+    purge = (
+        "The government purged dozens of senior army officers and generals after the failed uprising, "
+        "replacing the military commanders with loyalists."
+    )
+    court = (
+        "Protesters and journalists arrested during the demonstrations will be tried by a military court, "
+        "rights groups said, condemning military tribunals for civilians."
+    )
+    oversight = (
+        "Senators on the Armed Services Committee questioned the chairman of the Joint Chiefs at a hearing on "
+        "his calls to his Chinese counterpart in the last weeks of the Trump administration."
+    )
+    assert "civil-military" in slugs(tagger.tag("Army officers purged after failed uprising", purge))
+    assert "civil-military" in slugs(tagger.tag("Civilians face military court", court))
+    assert "civil-military" in slugs(tagger.tag("Senators grill Joint Chiefs chairman", oversight))
+    # a purge with no armed forces, and a military court over soldiers only, are not the relation
+    assert "civil-military" not in slugs(
+        tagger.tag("Party purges members", "The party purged three councillors who voted against the budget.")
+    )
+    assert "civil-military" not in slugs(
+        tagger.tag(
+            "Sergeant convicted", "A military court convicted a sergeant of theft from the base store."
+        )
+    )
+
+
 def test_case_sensitive_terms() -> None:
     tax = load_taxonomy_text("slug: c\nterms:\n  - match: [PLA]\n    weight: 6\n    case_sensitive: true\n")
     tagger = Tagger(tax)
@@ -532,13 +597,17 @@ def test_a_combiners_context_words_move_the_score_only_where_they_occur() -> Non
     assert slugs(tagger.tag(None, "The Kremlin said so."))
     assert not tagger.tag(None, "The Kremlin said so at the tennis final.")
     # Context words alone never tag: no match, no tag.
-    assert Tagger(load_taxonomy_text(base + "model:\n  bias: 5\n  weights:\n    bow:said: 3\n")).tag(
-        None, "Nothing said here."
-    ) == []
+    assert (
+        Tagger(load_taxonomy_text(base + "model:\n  bias: 5\n  weights:\n    bow:said: 3\n")).tag(
+            None, "Nothing said here."
+        )
+        == []
+    )
 
 
 def test_bow_feature_must_be_one_lower_case_word() -> None:
     with pytest.raises(TaxonomyError, match=r"^t\.yaml:6: .*one lower-case word"):
         load_taxonomy_text(
-            "slug: r\nterms: [kremlin]\nmodel:\n  bias: 1\n  weights:\n    bow:Two Words: 1\n", filename="t.yaml"
+            "slug: r\nterms: [kremlin]\nmodel:\n  bias: 1\n  weights:\n    bow:Two Words: 1\n",
+            filename="t.yaml",
         )
