@@ -10,16 +10,19 @@ script that prints the figures next to their floors:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: python tests/eval_gate.py
+    sys.path.insert(0, str(REPO))
+
+from tests.support.scripts import load_script
+
 FLOORS = Path(__file__).with_name("eval_floors.json")
 TOLERANCE = 0.01
 
@@ -31,18 +34,6 @@ def load_floors(part: str) -> dict[str, Any]:
     return dict(data.get(part, {}))
 
 
-def _module(name: str, path: Path) -> ModuleType:
-    """Import a script of eval/ (a folder of scripts, not a package)."""
-    if str(path.parent) not in sys.path:
-        sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 # --------------------------------------------------------------------------- extraction
 # Mean token F1 of extract_article on the corpus' truth pages (benchmarks/extraction_eval.py defines
 # the score), overall and for the languages with a floor. All 661 pages, in a pool of 2 processes.
@@ -52,7 +43,7 @@ EXTRACTION_WORKERS = 2
 
 def extraction_figures() -> dict[str, float] | None:
     """{"mean_f1": ..., "lang/<code>": ..., "pages_per_second": ...}, or None without the corpus."""
-    ee = _module("extraction_eval", REPO / "benchmarks" / "extraction_eval.py")
+    ee = load_script("extraction_eval", REPO / "benchmarks" / "extraction_eval.py")
     corpus = ee.corpus_root()
     if corpus is None:
         return None
@@ -124,8 +115,8 @@ def _print_extraction() -> int:
 
 def tagging_figures() -> dict[str, dict[str, dict[str, Any]]] | None:
     """Held-out figures per set and topic, or None without the corpus."""
-    te = _module("tagging_eval", REPO / "eval" / "tagging_eval.py")
-    texts = _module("texts", REPO / "eval" / "texts.py")
+    te = load_script("tagging_eval", REPO / "eval" / "tagging_eval.py")
+    texts = load_script("texts", REPO / "eval" / "texts.py")
     corpus = texts.corpus_root()
     if corpus is None:
         return None

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.support.scripts import load_script
 
 EVAL = Path(__file__).resolve().parents[2] / "eval"
 
 
-def _agreement() -> ModuleType:
-    if str(EVAL) not in sys.path:
-        sys.path.insert(0, str(EVAL))
-    spec = importlib.util.spec_from_file_location("agreement", EVAL / "agreement.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["agreement"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-ag = _agreement()
+ag = load_script("agreement", EVAL / "agreement.py")
 
 
 def test_kappa_perfect_chance_and_textbook_case() -> None:

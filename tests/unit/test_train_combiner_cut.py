@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
+
+from tests.support.scripts import load_script
 
 EVAL = Path(__file__).resolve().parents[2] / "eval"
 
 
-def _train_combiner() -> ModuleType:
-    if str(EVAL) not in sys.path:
-        sys.path.insert(0, str(EVAL))
-    spec = importlib.util.spec_from_file_location("train_combiner", EVAL / "train_combiner.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_combiner"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-tc = _train_combiner()
+tc = load_script("train_combiner", EVAL / "train_combiner.py")
 
 # One set: 10 grade-2 items scored 0.9 and one grade-2 item scored 0.3; 4 grade-1 items at 0.8;
 # 200 negatives, three of them at 0.35 (1.5%) and the rest at 0.1.
