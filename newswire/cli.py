@@ -307,6 +307,8 @@ def db_upgrade(state_dir: StateDirOpt = None, state_url: StateUrlOpt = None, ver
 
 metrics_app = typer.Typer(help="Prometheus metrics.", no_args_is_help=True)
 app.add_typer(metrics_app, name="metrics")
+taxonomy_app = typer.Typer(help="Check or copy a topic taxonomy.", no_args_is_help=True)
+app.add_typer(taxonomy_app, name="taxonomy")
 
 
 @metrics_app.command("serve")
@@ -787,6 +789,113 @@ def _iso(value: Any) -> str | None:
 def version() -> None:
     """Print the version."""
     typer.echo(f"newswire {__version__}")
+
+
+# -- tag, taxonomy ------------------------------------------------------------------------------------
+
+
+@app.command()
+def tag(
+    source: Annotated[
+        str, typer.Argument(help="A text file (first line: the title), an HTML page, or - for stdin.")
+    ] = "-",
+    title: Annotated[
+        str | None, typer.Option("--title", help="The title; then all of the input is the text.")
+    ] = None,
+    lead: Annotated[
+        str | None, typer.Option("--lead", help="A feed summary, weighed as the lead.")
+    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help="The page's address (helps extraction).")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every topic, tagged or not.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    taxonomy: TaxonomyOpt = None,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Tag one text or page and say why: each topic's score, threshold, terms and what was not counted.
+    For checking a taxonomy edit; the pipeline tags the same way."""
+    _start(verbose, None)
+    from newswire.explain import explanation_json, explanation_lines, split_title
+    from newswire.processors.tagging import Tagger, load_taxonomy
+
+    tagger = Tagger(load_taxonomy(taxonomy))  # a broken taxonomy fails before the input is read
+    if source == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read {source}: {exc.strerror}") from None
+    head = data[:1024].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) or b"<body" in data[:4096].lower():
+        from newswire.processors.extract import extract_article
+
+        extraction = extract_article(data, url)
+        if extraction is None:
+            raise UserError(f"no article text found in {source}")
+        text = extraction.text
+        title = title if title is not None else extraction.title
+    else:
+        try:
+            decoded = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise UserError(f"{source} is neither UTF-8 text nor an HTML page") from None
+        if title is None:
+            title, text = split_title(decoded)
+        else:
+            text = decoded.strip()
+    if not (title or text or lead):
+        raise UserError(f"{source} is empty")
+    explained = tagger.explain(title, text, lead=lead)
+    if as_json:
+        typer.echo(json.dumps(explanation_json(tagger.version, explained), ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"taxonomy {tagger.version}")
+    for line in explanation_lines(explained, show_all=show_all):
+        typer.echo(line)
+
+
+@taxonomy_app.command("check")
+def taxonomy_check(
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            envvar="NEWSWIRE_TAXONOMY", help="YAML file or directory (default: built in).", show_default=False
+        ),
+    ] = None,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Load a taxonomy as the pipeline would and list its topics; a mistake is one line naming the
+    file and line, and exit status 2."""
+    _start(verbose, None)
+    from newswire.explain import taxonomy_lines
+    from newswire.processors.tagging import Tagger, load_taxonomy
+
+    loaded = load_taxonomy(path)
+    Tagger(loaded, embeddings=False)  # compiles every form, as a run would
+    for line in taxonomy_lines(loaded):
+        typer.echo(line)
+
+
+@taxonomy_app.command("copy")
+def taxonomy_copy(
+    directory: Annotated[Path, typer.Argument(help="Where to write the shipped topic files.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
+) -> None:
+    """Copy the shipped taxonomy's YAML files into DIRECTORY, to edit and pass as --taxonomy."""
+    from importlib import resources
+
+    root = resources.files("newswire").joinpath("taxonomy")
+    files = sorted((e.name, e.read_bytes()) for e in root.iterdir() if e.name.endswith((".yaml", ".yml")))
+    clashes = [name for name, _ in files if (directory / name).exists()]
+    if clashes and not force:
+        raise UserError(f"{directory / clashes[0]} exists (--force overwrites)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, content in files:
+            (directory / name).write_bytes(content)
+    except OSError as exc:
+        raise UserError(f"cannot write to {directory}: {exc.strerror}") from None
+    typer.echo(f"{len(files)} topic files written to {directory}; use them with --taxonomy {directory}")
 
 
 # -- entry point --------------------------------------------------------------------------------------

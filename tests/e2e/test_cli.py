@@ -193,3 +193,74 @@ def test_run_without_once_keeps_polling_through_prefect_until_interrupted(
     assert process.returncode == status
     assert "Traceback" not in stderr and "error" not in stderr, stderr
     assert len(read_all(kafka_settings, kafka_settings.topic("articles"), expected=16)) == 16
+
+
+# -- tag and taxonomy: what an analyst editing the taxonomy runs ---------------------------------------
+
+
+def test_tag_explains_a_text_from_stdin_and_a_page(tmp_path: Path) -> None:
+    full_env = {**os.environ}
+    result = subprocess.run(
+        [NEWSWIRE, "tag", "--all"],
+        input="Kremlin rejects new sanctions\nRussia said on Monday that Putin would respond.\n",
+        capture_output=True, text=True, timeout=120, env=full_env, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("taxonomy builtin-")
+    russia = next(line for line in lines if line.startswith("russia"))
+    assert "TAGGED" in russia and "combiner" in russia
+    assert any(line.strip().startswith("matched:") and "kremlin 1" in line for line in lines)
+    assert any(line.startswith("china") and "no kept match" in line for line in lines)
+
+    page = newswire("tag", str(SAMPLE / "articles" / "kabul-airlift.html"), "--json")
+    assert page.returncode == 0, page.stderr
+    data = json.loads(page.stdout)
+    assert data["topics"] == ["afghanistan"]
+    assert {s["slug"] for s in data["scores"]} == {"afghanistan", "china", "civil-military", "russia"}
+
+
+def test_taxonomy_copy_edit_check_and_tag(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    copied = newswire("taxonomy", "copy", str(mine))
+    assert copied.returncode == 0, copied.stderr
+    assert sorted(p.name for p in mine.glob("*.yaml")) == [
+        "afghanistan.yaml", "china.yaml", "civil-military.yaml", "russia.yaml"
+    ]
+    again = newswire("taxonomy", "copy", str(mine))
+    assert again.returncode == 2 and "exists (--force overwrites)" in one_line_error(again)
+
+    check = newswire("taxonomy", "check", str(mine))
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.splitlines()[0].endswith(": 4 topics")
+    assert check.stdout.splitlines()[0].split("-")[-1].split(":")[0] == (
+        newswire("taxonomy", "check").stdout.splitlines()[0].split("-")[-1].split(":")[0]
+    )  # same content, same version hash
+
+    # A user's own topic, added beside the copies, tags from then on.
+    (mine / "danube.yaml").write_text("slug: danube\nterms:\n  - match: [danube, donau]\n    weight: 6\n")
+    text = tmp_path / "item.txt"
+    text.write_text("Danube floods\nThe Donau rose again.\n")
+    tagged = newswire("tag", str(text), "--taxonomy", str(mine), "--json")
+    assert tagged.returncode == 0, tagged.stderr
+    assert json.loads(tagged.stdout)["topics"] == ["danube"]
+
+    (mine / "danube.yaml").write_text("slug: danube\nterms:\n  - match: [danube]\n    weight: heavy\n")
+    broken = newswire("taxonomy", "check", str(mine))
+    assert broken.returncode == 2
+    assert one_line_error(broken).endswith("danube.yaml:4: weight must be a number, got 'heavy'")
+    broken_tag = newswire("tag", str(text), "--taxonomy", str(mine))
+    assert broken_tag.returncode == 2 and "danube.yaml:4:" in one_line_error(broken_tag)
+
+
+def test_tag_bad_input_is_one_line(tmp_path: Path) -> None:
+    missing = newswire("tag", str(tmp_path / "nope.txt"))
+    assert missing.returncode == 2 and "cannot read" in one_line_error(missing)
+    binary = tmp_path / "x.bin"
+    binary.write_bytes(b"\xff\xfe\x00garbage\x80")
+    result = newswire("tag", str(binary))
+    assert result.returncode == 2 and "neither UTF-8 text nor an HTML page" in one_line_error(result)
+    empty_page = tmp_path / "empty.html"
+    empty_page.write_text("<!doctype html><html><body><nav>Home</nav></body></html>")
+    result = newswire("tag", str(empty_page))
+    assert result.returncode == 2 and "no article text found" in one_line_error(result)

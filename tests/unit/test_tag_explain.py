@@ -1,0 +1,78 @@
+"""Tagger.explain and its rendering (newswire tag): every reason a topic did or did not score."""
+
+from __future__ import annotations
+
+from newswire.processors.tagging import Tagger, load_taxonomy
+from newswire.processors.taxonomy import load_taxonomy_text
+
+from newswire.explain import explanation_json, explanation_lines, split_title, taxonomy_lines
+
+TAXONOMY = """
+topics:
+  - slug: coups
+    name: Coups
+    dampen: [tennis]
+    terms:
+      - match: [junta]
+        weight: 6
+      - match: [coup]
+        weight: 4
+        requires: [army]
+  - slug: rivers
+    terms:
+      - match: [danube]
+        weight: 5
+"""
+
+
+def test_explain_matches_tag_and_names_every_reason() -> None:
+    tagger = Tagger(load_taxonomy_text(TAXONOMY), embeddings=False)
+    title, text = "Junta tightens grip", "The junta said the coup was over. Nothing about rivers."
+    explained = {e.slug: e for e in tagger.explain(title, text)}
+    tagged = {t.slug: t for t in tagger.tag(title, text)}
+    assert set(tagged) == {"coups"} == {s for s, e in explained.items() if e.tagged}
+    coups = explained["coups"]
+    assert coups.score == tagged["coups"].score and coups.matches == {"junta": 2}
+    assert coups.scorer == "plain" and coups.evidence > 0
+    assert list(coups.terms) == ["junta"]
+    assert coups.filtered == {"coup": 1}  # 'coup' requires 'army', which the text lacks
+    assert not coups.damped
+    rivers = explained["rivers"]
+    assert (rivers.scorer, rivers.score, rivers.tagged) == ("none", 0.0, False)
+
+
+def test_explain_reports_damping_and_lists() -> None:
+    tagger = Tagger(load_taxonomy_text(TAXONOMY), embeddings=False)
+    damped = {e.slug: e for e in tagger.explain("Junta cancels tennis final", "The junta spoke.")}["coups"]
+    assert damped.damped
+    listed = {e.slug: e for e in tagger.explain("Rivers", "The Rhine, the Danube, the Elbe and the Oder.")}
+    assert listed["rivers"].listed == 1.0
+
+
+def test_shipped_combiners_are_named_as_the_scorer() -> None:
+    tagger = Tagger(load_taxonomy(), embeddings=False)
+    explained = {e.slug: e for e in tagger.explain("Kremlin rejects sanctions", "Russia said Putin would respond.")}
+    assert explained["russia"].tagged and explained["russia"].scorer == "combiner"
+    assert explained["russia"].score == next(t.score for t in tagger.tag("Kremlin rejects sanctions",
+                                                                         "Russia said Putin would respond."))
+
+
+def test_rendering() -> None:
+    tagger = Tagger(load_taxonomy_text(TAXONOMY), embeddings=False)
+    explained = tagger.explain("Junta tightens grip", "The junta said the coup was over.")
+    lines = explanation_lines(explained, show_all=False)
+    assert lines[0].split()[:3] == ["coups", explained[0].score.__format__(".3f"), "TAGGED"]
+    assert any("not counted" in line and "coup 1" in line for line in lines)
+    assert not any(line.startswith("rivers") for line in lines)
+    assert any(line.startswith("rivers") for line in explanation_lines(explained, show_all=True))
+    assert explanation_lines(tagger.explain("Quiet day", "Nothing."), show_all=False)[0].startswith("no topic")
+    payload = explanation_json(tagger.version, explained)
+    assert payload["topics"] == ["coups"] and payload["scores"][0]["filtered"] == {"coup": 1}
+    summary = taxonomy_lines(load_taxonomy_text(TAXONOMY, name="mine"))
+    assert summary[0].endswith(": 2 topics") and "coups" in summary[1] and "2 terms" in summary[1]
+
+
+def test_split_title() -> None:
+    assert split_title("\n Headline \nBody one.\nBody two.\n") == ("Headline", "Body one.\nBody two.")
+    assert split_title("Only a headline") == ("Only a headline", "")
+    assert split_title("  \n") == ("", "")
