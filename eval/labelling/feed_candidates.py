@@ -56,6 +56,9 @@ RANDOM_NEGATIVES = 200
 #: (the 2020 snapshots are full of COVID-19 stories that name China), so they are sampled to keep the set
 #: near 1,600 items while every item with a civil-military cue, which is the scarce topic, is read.
 CHINA_ONLY_SHARE = 0.5
+#: The other half of those items was read in a second round (2026-12-06, stratum ``cue-extension``) to give
+#: China more tune data and fresh held-out items; the first round's items are unchanged.
+READ_CHINA_EXTENSION = True
 
 
 @dataclass(frozen=True)
@@ -551,7 +554,8 @@ def select(items: dict[str, FeedItem]) -> list[Selected]:
     - every item with a cue of afghanistan, russia or civil-military (generic military words too:
       civil-military is the scarce topic, so nothing that might hold a positive is left unread);
     - items with a China cue: all when they also carry another topic's cue, a trap pattern or a
-      strong civil-military cue; otherwise a hash-sampled share (CHINA_ONLY_SHARE);
+      strong civil-military cue; otherwise a hash-sampled share (CHINA_ONLY_SHARE) in the first round
+      and the rest in the second (READ_CHINA_EXTENSION);
     - every item matching a trap pattern (probable false or passing cue);
     - RANDOM_NEGATIVES items with no cue and no trap pattern, drawn with a fixed seed.
     """
@@ -564,6 +568,8 @@ def select(items: dict[str, FeedItem]) -> list[Selected]:
         if set(cues) == {"china"} and not traps and not STRONG_MILITARY.search(item.text):
             if _stable_fraction(key) < CHINA_ONLY_SHARE:
                 chosen.append(Selected(key, "cue-sampled", cues, traps))
+            elif READ_CHINA_EXTENSION:
+                chosen.append(Selected(key, "cue-extension", cues, traps))
         elif cues:
             chosen.append(Selected(key, "cue", cues, traps))
         elif traps:
