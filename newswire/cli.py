@@ -819,6 +819,8 @@ def tag(
 
     tagger = Tagger(load_taxonomy(taxonomy))  # a broken taxonomy fails before the input is read
     if source == "-":
+        if sys.stdin.isatty():  # nothing piped in: say so rather than wait for a typed text
+            raise UserError("give a file to tag, or pipe a text into `newswire tag -`")
         data = sys.stdin.buffer.read()
     else:
         try:

@@ -147,7 +147,9 @@ def test_three_workers_over_one_store_publish_every_article_exactly_once_and_met
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing_once_its_leases_expire(
     pg_url: str, kafka_settings: KafkaSettings, tmp_path: Path, read_all: ReadAll
 ) -> None:
-    lease = 3.0
+    # long enough that the "early" worker below starts (imports, connects) well inside it on a loaded
+    # 2-core machine: at 3 s it once started after the leases had expired and polled every feed
+    lease = 10.0
     with start_feed_farm(300, delay=0.01) as farm:
         feeds = farm.write_list(tmp_path / "feeds.txt")
         # one worker leases every feed, publishes a batch or two, and is killed
