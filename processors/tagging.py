@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -91,21 +92,34 @@ _FREQUENT = (
 _CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x9FFF), (0xF900, 0xFAFF))
 
 
-def _complement_class(known: list[int], ranges: tuple[tuple[int, int], ...]) -> str:
-    """A regex character class of the code points in ``ranges`` that are not in ``known`` (sorted)."""
-    parts: list[str] = []
-    known_set = set(known)
-    for lo, hi in ranges:
-        start: int | None = None
-        for cp in range(lo, hi + 2):
-            inside = cp <= hi and cp not in known_set
-            if inside and start is None:
-                start = cp
-            elif not inside and start is not None:
-                end = cp - 1
-                parts.append(f"\\U{start:08x}" if start == end else f"\\U{start:08x}-\\U{end:08x}")
-                start = None
-    return "[" + "".join(parts) + "]"
+class _CjkMask:
+    """Maps every CJK character that occurs in no form to ``_UNKNOWN``, one for one (offsets into the
+    text stay valid), and counts them. A table lookup over the text's code points (numpy) rather than a
+    regex substitution: a regex replaces each of a Chinese article's thousands of characters as a
+    separate match, ~0.5 ms an article against ~0.06 ms here."""
+
+    def __init__(self, known: set[int]) -> None:
+        import numpy as np  # imported here: only a tagger needs it, and the CLI starts without it
+
+        self._np = np
+        self._size = max(hi for _, hi in _CJK_RANGES) + 1
+        lut = np.zeros(self._size + 1, dtype=bool)  # the last slot stands for every code point above
+        for lo, hi in _CJK_RANGES:
+            lut[lo : hi + 1] = True
+        lut[sorted(known)] = False
+        self._lut = lut
+        self._unknown = np.uint32(ord(_UNKNOWN))
+
+    def __call__(self, text: str) -> tuple[str, int]:
+        np = self._np
+        # surrogatepass: a lone surrogate (from a surrogateescape decode) is a code point like another
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        mask = self._lut[np.minimum(codes, self._size)]
+        count = int(np.count_nonzero(mask))
+        if not count:
+            return text, 0
+        masked = np.where(mask, self._unknown, codes).astype(np.uint32)
+        return masked.tobytes().decode("utf-32-le", "surrogatepass"), count
 
 
 # "A country in a list" ("the US, China, Russia and India") is a passing mention: a hit that is one of
@@ -162,6 +176,37 @@ _LIST_AFTER = (
 )
 
 
+_SEP_WORDS = ("and", "or", "und", "oder", "et", "ou", "y", "o", "e", "и", "или")
+_SEP_CJK = ("、", "，", "和", "与")
+# What a left-hand list item can be made of (its match lies in the run of these at the end).
+_ITEM_CHARS_REVERSED = re.compile(r"[\w'.\s-]*")
+
+
+def _sep_left_start(left: str) -> int | None:
+    """Where ``_LIST_SEP_LEFT.search(left)`` would start, or None, without scanning ``left`` from the
+    start as a search anchored at its end does (Chinese text passes the cheap test of ``_in_list``
+    often, and the scan was a fifth of its tagging time). Unit-tested against the regex."""
+    stripped = left.rstrip()  # str.isspace is the \s of a str pattern
+    if stripped.endswith(","):
+        return len(stripped) - 1
+    if len(stripped) == len(left):
+        return len(left) - 1 if left.endswith(_SEP_CJK) else None
+    for word in _SEP_WORDS:
+        if stripped.endswith(word):
+            before = stripped[: len(stripped) - len(word)]
+            kept = before.rstrip()
+            if len(kept) < len(before):
+                return len(kept)
+    return None
+
+
+def _item_left(left: str) -> re.Match[str] | None:
+    """``_LIST_ITEM_LEFT.search(left)``, searching only the trailing run of characters an item can
+    hold (the same match: none can start before that run)."""
+    run = _ITEM_CHARS_REVERSED.match(left[::-1])
+    return _LIST_ITEM_LEFT.search(left, len(left) - (run.end() if run else 0))
+
+
 def _in_list(text: str, start: int, end: int) -> bool:
     # Cheap test first: an enumerated name has a separator right beside it.
     if not text.startswith(_LIST_AFTER, end) and not text[max(0, start - 7) : start].endswith(_LIST_BEFORE):
@@ -169,11 +214,11 @@ def _in_list(text: str, start: int, end: int) -> bool:
     items = 1
     left = text[max(0, start - 120) : start]
     while items < 3:
-        sep = _LIST_SEP_LEFT.search(left)
-        if sep is None:
+        sep_start = _sep_left_start(left)
+        if sep_start is None:
             break
-        left = left[: sep.start()]
-        item = _LIST_ITEM_LEFT.search(left)
+        left = left[:sep_start]
+        item = _item_left(left)
         if item is None:
             break
         items += 1
@@ -229,12 +274,43 @@ def _is_word(ch: str) -> bool:
     return (ch.isalnum() or ch == "_") and not _is_cjk(ch)
 
 
+class _WordChars(dict[str, bool]):
+    """``_is_word`` by character, filled as characters are met. The boundary checks run for every raw
+    match (twice, and once per character of a stem's inflection), and a dict look-up costs a fraction
+    of a Python function call; the table stays as small as the set of characters seen."""
+
+    def __missing__(self, ch: str) -> bool:
+        value = self[ch] = _is_word(ch)
+        return value
+
+
+_WORD_CHAR = _WordChars()
+
+
 def _lower(text: str) -> str:
     low = text.lower()
     if len(low) == len(text):
         return low
     # A few characters lower-case to two ('İ'); keep one-to-one so offsets stay valid.
     return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+
+
+def _cue_within(cues: dict[int, list[int]], wanted: frozenset[int], lo: int, hi: int) -> bool:
+    """Whether one of the ``wanted`` cues starts in [lo, hi]. A cue's start offsets are ascending (the
+    automaton reports matches by end offset, and one cue id is one form, of one length), so a binary
+    search finds the first one >= lo: a term with many hits next to a cue seen many times (a long
+    article saying "troops" and "president" throughout) no longer compares every pair."""
+    # Walk the shorter side: a term may require dozens of cues, an item holds a few of them.
+    found = (
+        [cues[c] for c in wanted if c in cues]
+        if len(wanted) < len(cues)
+        else [p for c, p in cues.items() if c in wanted]
+    )
+    for positions in found:
+        i = bisect_left(positions, lo)
+        if i < len(positions) and positions[i] <= hi:
+            return True
+    return False
 
 
 def _sat(count: float) -> float:
@@ -353,8 +429,7 @@ class Tagger:
         automaton.make_automaton()
         self._automaton = automaton
         self._n_cues = len(cue_ids)
-        known_cjk = sorted({ord(c) for key in table for c in key if _is_cjk(c)})
-        self._unknown_cjk = re.compile(_complement_class(known_cjk, _CJK_RANGES))
+        self._mask_cjk = _CjkMask({ord(c) for key in table for c in key if _is_cjk(c)})
 
     # ------------------------------------------------------------------ public
 
@@ -453,7 +528,7 @@ class Tagger:
         if not low.isascii():
             if "\x00" in low or _UNKNOWN in low:
                 low = low.replace("\x00", " ").replace(_UNKNOWN, " ")
-            low, cjk_chars = self._unknown_cjk.subn(_UNKNOWN, low)
+            low, cjk_chars = self._mask_cjk(low)
 
         dead: list[tuple[int, int]] = []  # datelines: no topic evidence inside
         for start in (text_start, lead_start) if lead_start != text_start else (text_start,):
@@ -466,18 +541,19 @@ class Tagger:
         excl: list[list[tuple[int, int]]] = [[] for _ in range(n_topics)]
         cues: dict[int, list[int]] = {}  # cue id -> start offsets
 
+        word_char = _WORD_CHAR
         for end_idx, entries in self._automaton.iter(low):
             if entries is None:
                 continue
             for e in entries:
                 start = end_idx - e.length + 1
-                if e.check_start and start > 0 and _is_word(full[start - 1]):
+                if e.check_start and start > 0 and word_char[full[start - 1]]:
                     continue
                 stop = end_idx + 1
                 if e.stem:
-                    while stop < n and _is_word(full[stop]):
+                    while stop < n and word_char[full[stop]]:
                         stop += 1
-                elif e.check_end and stop < n and _is_word(full[stop]):
+                elif e.check_end and stop < n and word_char[full[stop]]:
                     continue
                 if e.case_form is not None and full[start:stop] != e.case_form:
                     continue
@@ -540,16 +616,14 @@ class Tagger:
             if req:
                 window = terms[h.term].window
                 if window is None:
-                    if not any(c in cues for c in req):
+                    if req.isdisjoint(cues):  # walks the item's few cues, not the term's many
                         loose[h.term] = loose.get(h.term, 0) + 1
                         continue
-                elif not any(
-                    h.start - window <= pos <= h.end + window for c in req for pos in cues.get(c, ())
-                ):
+                elif not _cue_within(cues, req, h.start - window, h.end + window):
                     loose[h.term] = loose.get(h.term, 0) + 1
                     continue
             unl = unless[h.term]
-            if unl and any(c in cues for c in unl):
+            if unl and not unl.isdisjoint(cues):
                 continue
             kept.append(h)
             last_end = h.end
