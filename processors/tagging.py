@@ -113,12 +113,12 @@ class _CjkMask:
     def __call__(self, text: str) -> tuple[str, int]:
         np = self._np
         # surrogatepass: a lone surrogate (from a surrogateescape decode) is a code point like another
-        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
         mask = self._lut[np.minimum(codes, self._size)]
         count = int(np.count_nonzero(mask))
         if not count:
             return text, 0
-        masked = np.where(mask, self._unknown, codes).astype(np.uint32)
+        masked = np.where(mask, self._unknown, codes).astype("<u4", copy=False)
         return masked.tobytes().decode("utf-32-le", "surrogatepass"), count
 
 
@@ -313,6 +313,11 @@ def _cue_within(cues: dict[int, list[int]], wanted: frozenset[int], lo: int, hi:
     return False
 
 
+def _reaches(score: float, threshold: float) -> bool:
+    """Tagged: the score reaches the topic's threshold (and a topic with no evidence never is)."""
+    return score >= threshold and score > 0
+
+
 def _sat(count: float) -> float:
     return count if count <= 1.0 else 1.0 + math.log(count)
 
@@ -436,13 +441,15 @@ class Tagger:
     def tag(self, title: str | None, text: str, *, lead: str | None = None) -> list[TopicTag]:
         """Topics whose score reaches their threshold, best first."""
         scored = self.score(title, text, lead=lead)
-        tags = [t for t, topic in zip(scored, self._topics) if t.score >= topic.threshold and t.score > 0]
+        tags = [t for t, topic in zip(scored, self._topics) if _reaches(t.score, topic.threshold)]
         tags.sort(key=lambda t: (-t.score, t.slug))
         return tags
 
     def score(self, title: str | None, text: str, *, lead: str | None = None) -> list[TopicTag]:
         """Every topic's score and matches, in taxonomy order, tagged or not (for evaluation/tuning)."""
-        evs = self._evidences(title, text, lead=lead)
+        return self._scores(self._evidences(title, text, lead=lead), title, text)
+
+    def _scores(self, evs: list[_Evidence], title: str | None, text: str) -> list[TopicTag]:
         words: list[set[str]] = []  # the item's context words, computed once if a combiner needs them
         tags = [self._final(ti, evs, title, text, words) for ti in range(len(self._topics))]
         if self._emb:
@@ -451,9 +458,9 @@ class Tagger:
 
     def explain(self, title: str | None, text: str, *, lead: str | None = None) -> list[TopicExplanation]:
         """Why each topic scored what it did, in taxonomy order: for an analyst checking a taxonomy edit
-        (``newswire tag``). Slower than ``tag`` (the item is scanned twice); not for the pipeline."""
-        scored = self.score(title, text, lead=lead)
+        (``newswire tag``)."""
         evs = self._evidences(title, text, lead=lead)
+        scored = self._scores(evs, title, text)
         out = []
         for ti, (topic, tag, ev) in enumerate(zip(self._topics, scored, evs, strict=True)):
             labels = self._labels[ti]
@@ -475,7 +482,7 @@ class Tagger:
                     name=topic.name,
                     score=tag.score,
                     threshold=topic.threshold,
-                    tagged=tag.score >= topic.threshold and tag.score > 0,
+                    tagged=_reaches(tag.score, topic.threshold),
                     scorer=scorer,
                     evidence=round(ev.raw, 4),
                     matches=dict(tag.matches),
