@@ -291,8 +291,10 @@ def _lower(text: str) -> str:
     low = text.lower()
     if len(low) == len(text):
         return low
-    # A few characters lower-case to two ('İ'); keep one-to-one so offsets stay valid.
-    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+    # One character lower-cases to two ('İ', U+0130, the only one in Unicode): keep it as it is so
+    # offsets stay valid, and lower-case the rest a run at a time (one str.lower per run rather than
+    # per character: Turkish articles took a tenth of the corpus's tagging time that way).
+    return "\u0130".join(part.lower() for part in text.split("\u0130"))
 
 
 def _cue_within(cues: dict[int, list[int]], wanted: frozenset[int], lo: int, hi: int) -> bool:

@@ -66,3 +66,21 @@ def test_enumerations_still_count_a_quarter_in_chinese_and_english() -> None:
     start = english.index("China")
     assert T._in_list(english, start, start + 5)
     assert not T._in_list("China said on Monday.", 0, 5)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["İstanbul", "İSTANBUL'DA Rusya İLE ÇİN", "a İ b İİ c", "no dotted capital", "İ", "Moskova'da İ"],
+)
+def test_lower_keeps_offsets_and_lowers_everything_but_the_dotted_capital_i(text: str) -> None:
+    low = T._lower(text)
+    assert len(low) == len(text)
+    assert low == "".join(c if c == "\u0130" else c.lower() for c in text)
+
+
+def test_a_turkish_article_is_tagged_through_the_dotted_capital_i() -> None:
+    tagger = T.Tagger(T.load_taxonomy(None))
+    text = "İSTANBUL - Rusya Devlet Başkanı Putin, Kremlin'de açıklama yaptı. " * 3
+    tags = {t.slug: t for t in tagger.tag("Putin'den açıklama", text)}
+    assert "russia" in tags
+    assert tags["russia"].matches.get("putin", 0) >= 3
