@@ -1,5 +1,5 @@
-"""The tagger's fast paths give what the plain versions they replace give: the CJK mask against a
-regex substitution, the list-separator and list-item look-ups against the regexes searched from the
+"""The tagger's fast paths give what the plain versions they replace give: the CJK count against a
+regex count, the list-separator and list-item look-ups against the regexes searched from the
 start of the window."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from newswire.processors import tagging as T
 
 
-def _reference_mask(known: set[int]) -> re.Pattern[str]:
+def _reference_unknown(known: set[int]) -> re.Pattern[str]:
     unknown = [
         cp for lo, hi in T._CJK_RANGES for cp in range(lo, hi + 1) if cp not in known
     ]
@@ -30,12 +30,25 @@ def _reference_mask(known: set[int]) -> re.Pattern[str]:
         "ｱ半角 and 가나다 Hangul",
     ],
 )
-def test_cjk_mask_equals_a_regex_substitution(text: str) -> None:
+def test_cjk_count_equals_a_regex_count(text: str) -> None:
     known = {ord(c) for c in "中国俄罗斯军"}
-    mask = T._CjkMask(known)
-    expected, count = _reference_mask(known).subn(T._UNKNOWN, text)
-    assert mask(text) == (expected, count)
-    assert len(mask(text)[0]) == len(text)  # one for one: offsets stay valid
+    assert T._CjkCounter(known)(text) == len(_reference_unknown(known).findall(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Moskau \udcff Russland: Putin sagt",
+        "\ud800Putin\udfff und 俄罗斯 \udc80",
+        "putin\udcff",
+    ],
+)
+def test_lone_surrogates_neither_fail_nor_shift_offsets(text: str) -> None:
+    tagger = T.Tagger(T.load_taxonomy(None))
+    clean = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    # A lone surrogate counts as the replacement character would: same hits, same places, same scores.
+    assert tagger.score(None, text) == tagger.score(None, clean)
+    assert any(t.slug == "russia" and t.matches for t in tagger.score(None, text))
 
 
 def _windows() -> list[str]:
@@ -84,3 +97,21 @@ def test_a_turkish_article_is_tagged_through_the_dotted_capital_i() -> None:
     tags = {t.slug: t for t in tagger.tag("Putin'den açıklama", text)}
     assert "russia" in tags
     assert tags["russia"].matches.get("putin", 0) >= 3
+
+
+def test_the_scan_finds_every_occurrence_of_every_form_overlaps_included() -> None:
+    tagger = T.Tagger(T.load_taxonomy(None))
+    forms = tagger._forms
+    assert len(forms) == len(tagger._entries) > 1000
+    rng = random.Random(7)
+    # Texts stitched from pieces of forms, so that forms overlap, nest and run into each other.
+    pieces = [f[: rng.randint(1, len(f))] for f in rng.sample(forms, 400)] + forms[:200] + [" ", "x"]
+    for _ in range(80):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
+        expected = sorted(
+            (pi, i, i + len(form))
+            for pi, form in enumerate(forms)
+            for i in range(len(text))
+            if text.startswith(form, i)
+        )
+        assert sorted(tagger._scan(text)) == expected
