@@ -33,6 +33,8 @@ import re
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import NamedTuple
 
 import ahocorasick_rs
 from newswire.processors.embeddings import Embeddings, embedding_text, resolve
@@ -289,17 +291,20 @@ def _lower(text: str) -> str:
     return "\u0130".join(part.lower() for part in text.split("\u0130"))
 
 
-def _cue_within(cues: dict[int, list[int]], wanted: frozenset[int], lo: int, hi: int) -> bool:
-    """Whether one of the ``wanted`` cues starts in [lo, hi]. A cue's start offsets are ascending (the
-    automaton reports matches by end offset, and one cue id is one form, of one length), so a binary
-    search finds the first one >= lo: a term with many hits next to a cue seen many times (a long
-    article saying "troops" and "president" throughout) no longer compares every pair."""
+def _cue_positions(cues: dict[int, list[int]], wanted: frozenset[int]) -> list[list[int]]:
+    """The start offsets of each of the ``wanted`` cues that occur in the item (found once per term and
+    item, then searched for each of the term's hits)."""
     # Walk the shorter side: a term may require dozens of cues, an item holds a few of them.
-    found = (
-        [cues[c] for c in wanted if c in cues]
-        if len(wanted) < len(cues)
-        else [p for c, p in cues.items() if c in wanted]
-    )
+    if len(wanted) < len(cues):
+        return [cues[c] for c in wanted if c in cues]
+    return [p for c, p in cues.items() if c in wanted]
+
+
+def _cue_within(found: list[list[int]], lo: int, hi: int) -> bool:
+    """Whether one of the cues (``_cue_positions``) starts in [lo, hi]. A cue's start offsets are
+    ascending (the automaton reports matches by end offset, and one cue id is one form, of one length),
+    so a binary search finds the first one >= lo: a term with many hits next to a cue seen many times
+    (a long article saying "troops" and "president" throughout) no longer compares every pair."""
     for positions in found:
         i = bisect_left(positions, lo)
         if i < len(positions) and positions[i] <= hi:
@@ -316,23 +321,32 @@ def _sat(count: float) -> float:
     return count if count <= 1.0 else 1.0 + math.log(count)
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
+    """What one form stands for (a form can be a term of several topics and a cue at once). A tuple, so
+    that the scan loop unpacks it instead of looking its attributes up for every raw match."""
+
     kind: int
     topic: int
-    index: int  # term index, cue id or exclude index
+    ref: int  # term index, cue id or exclude index
     stem: bool
-    check_start: bool
-    check_end: bool
     case_form: str | None
 
 
-@dataclass
-class _Hit:
-    start: int
-    end: int
-    term: int
-    surface: str
+class _Form(NamedTuple):
+    """A form of the automaton: its boundary checks (the same for all its entries: a side that is a CJK
+    character needs none) and its entries."""
+
+    check_start: bool
+    check_end: bool
+    entries: tuple[_Entry, ...]
+
+
+# A raw hit of a term: (start, start - stop, stop, term index, surface as lower-cased). The first two
+# fields are the sort key that puts overlapping hits longest first ("russian president" over
+# "russian"). A plain tuple: a dense article has hundreds of hits, and an instance of a class costs a
+# Python-level call each.
+_Hit = tuple[int, int, int, int, str]
+_BY_SPAN = itemgetter(0, 1)
 
 
 def _tagger_version(taxonomy_version: str, embeddings: Embeddings | None) -> str:
@@ -391,15 +405,7 @@ class Tagger:
         def add(form: str, kind: int, topic: int, index: int, case_form: str | None = None) -> None:
             stem = form.endswith("*")
             key = form[:-1] if stem else form
-            entry = _Entry(
-                kind=kind,
-                topic=topic,
-                index=index,
-                stem=stem,
-                check_start=not _is_cjk(key[0]),
-                check_end=not _is_cjk(key[-1]),
-                case_form=case_form,
-            )
+            entry = _Entry(kind=kind, topic=topic, ref=index, stem=stem, case_form=case_form)
             table.setdefault(key, []).append(entry)
 
         for ti, topic in enumerate(self._topics):
@@ -417,7 +423,9 @@ class Tagger:
         # scoring expects (it picks the longest overlapping term itself, per topic). A DFA costs ~15 ms
         # more to build than the default NFA and scans the corpus's articles ~1.5x faster.
         self._forms = list(table)
-        self._entries = [tuple(table[k]) for k in self._forms]
+        self._entries = [
+            _Form(not _is_cjk(k[0]), not _is_cjk(k[-1]), tuple(table[k])) for k in self._forms
+        ]
         self._matcher = ahocorasick_rs.AhoCorasick(
             self._forms,
             matchkind=ahocorasick_rs.MatchKind.Standard,
@@ -546,28 +554,30 @@ class Tagger:
         cues: dict[int, list[int]] = {}  # cue id -> start offsets
 
         word_char = _WORD_CHAR
-        entries_of = self._entries
-        for pi, start, found_stop in self._scan(low):
-            for e in entries_of[pi]:
-                if e.check_start and start > 0 and word_char[full[start - 1]]:
-                    continue
+        forms = self._entries
+        for fi, start, found_stop in self._scan(low):
+            check_start, check_end, entries = forms[fi]
+            if check_start and start > 0 and word_char[full[start - 1]]:
+                continue
+            ends_word = not (check_end and found_stop < n and word_char[full[found_stop]])
+            for kind, topic, ref, stem, case_form in entries:
                 stop = found_stop
-                if e.stem:
+                if stem:
                     while stop < n and word_char[full[stop]]:
                         stop += 1
-                elif e.check_end and stop < n and word_char[full[stop]]:
+                elif not ends_word:
                     continue
-                if e.case_form is not None and full[start:stop] != e.case_form:
+                if case_form is not None and full[start:stop] != case_form:
                     continue
-                if e.kind == _KIND_TERM:
-                    hits[e.topic].append(_Hit(start, stop, e.index, low[start:stop]))
-                elif e.kind == _KIND_CUE:
-                    cues.setdefault(e.index, []).append(start)
+                if kind == _KIND_TERM:
+                    hits[topic].append((start, start - stop, stop, ref, low[start:stop]))
+                elif kind == _KIND_CUE:
+                    cues.setdefault(ref, []).append(start)
                 else:
-                    excl[e.topic].append((start, stop))
+                    excl[topic].append((start, stop))
 
         # Words of the text (and separate lead): spaces, plus about one word per two CJK characters
-        # (counted by the placeholder substitution above; CJK characters that are part of a form are
+        # (counted above: the CJK characters that are part of no form; those that are part of one are
         # too few to matter).
         spaces = full.count(" ", text_start) + full.count("\n", text_start) + 1
         if lead_start != text_start:
@@ -602,34 +612,40 @@ class Tagger:
         if not hits:
             return _Evidence(words, cjk)
         if spans:
-            hits = [h for h in hits if not any(s <= h.start and h.end <= e for s, e in spans)]
+            hits = [h for h in hits if not any(s <= h[0] and h[2] <= e for s, e in spans)]
         # Overlapping hits of one topic: the longest wins ("russian president" over "russian").
-        hits.sort(key=lambda h: (h.start, h.start - h.end))
+        hits.sort(key=_BY_SPAN)
         kept: list[_Hit] = []
         last_end = -1
         terms = topic.terms
         requires = self._requires[ti]
         unless = self._unless[ti]
         loose: dict[int, int] = {}  # term -> hits dropped for a missing `requires` cue (combiner only)
+        near: dict[int, list[list[int]]] = {}  # term -> where its windowed `requires` cues start
         for h in hits:
-            if h.start < last_end:
+            start, _, stop, term, _ = h
+            if start < last_end:
                 continue
-            req = requires[h.term]
+            req = requires[term]
             if req:
-                window = terms[h.term].window
+                window = terms[term].window
                 if window is None:
                     if req.isdisjoint(cues):  # walks the item's few cues, not the term's many
-                        loose[h.term] = loose.get(h.term, 0) + 1
+                        loose[term] = loose.get(term, 0) + 1
                         continue
-                elif not _cue_within(cues, req, h.start - window, h.end + window):
-                    loose[h.term] = loose.get(h.term, 0) + 1
-                    continue
-            unl = unless[h.term]
+                else:
+                    found = near.get(term)
+                    if found is None:
+                        found = near[term] = _cue_positions(cues, req)
+                    if not _cue_within(found, start - window, stop + window):
+                        loose[term] = loose.get(term, 0) + 1
+                        continue
+            unl = unless[term]
             if unl and not unl.isdisjoint(cues):
                 continue
             kept.append(h)
-            last_end = h.end
-        if kept and all(terms[h.term].context for h in kept):
+            last_end = stop
+        if kept and all(terms[h[3]].context for h in kept):
             kept = []
         ev = _Evidence(words, cjk, loose=loose)
         if not kept:
@@ -637,19 +653,19 @@ class Tagger:
         per_term: dict[int, list[float]] = {}
         matches: dict[str, int] = {}
         listed = 0
-        for h in kept:
-            counts = per_term.setdefault(h.term, [0.0, 0.0])
+        for start, _, stop, term, surface in kept:
+            counts = per_term.setdefault(term, [0.0, 0.0])
             factor = 1.0
-            if _in_list(full, h.start, h.end):
+            if _in_list(full, start, stop):
                 factor = LIST_FACTOR
                 listed += 1
-            if h.start < title_end:
+            if start < title_end:
                 counts[0] += factor
-            elif lead_start <= h.start < lead_end:
+            elif lead_start <= start < lead_end:
                 counts[1] += topic.lead_weight * factor
             else:
                 counts[1] += factor
-            matches[h.surface] = matches.get(h.surface, 0) + 1
+            matches[surface] = matches.get(surface, 0) + 1
         raw = 0.0
         title = 0.0
         contrib: dict[int, float] = {}
@@ -661,7 +677,7 @@ class Tagger:
             raw += c
             title += t
         damp = self._dampen[ti]
-        ev.damped = bool(damp) and any(c in cues for c in damp)
+        ev.damped = not damp.isdisjoint(cues)
         if ev.damped:
             raw *= topic.dampen_factor
             title *= topic.dampen_factor
@@ -675,7 +691,7 @@ class Tagger:
         # mention once, somewhere.
         span = len(full) - lead_start
         if span > 0:
-            body = [h.start for h in kept if h.start >= lead_start]
+            body = [h[0] for h in kept if h[0] >= lead_start]
             if body:
                 ev.first = (body[0] - lead_start) / span
                 ev.spread = (body[-1] - body[0]) / span
