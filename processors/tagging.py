@@ -366,18 +366,6 @@ class Tagger:
         shipped embedding combiners (needs the ``embeddings`` extra), False is the keyword tagger."""
         self.taxonomy = taxonomy
         self._topics = taxonomy.topics
-        self.embeddings = resolve(embeddings, taxonomy.version, taxonomy.slugs)
-        # Topic index -> embedding combiner, for the topics that have one.
-        self._emb = (
-            {}
-            if self.embeddings is None
-            else {
-                ti: self.embeddings.combiners[t.slug]
-                for ti, t in enumerate(self._topics)
-                if t.slug in self.embeddings.combiners
-            }
-        )
-        self.version = _tagger_version(taxonomy.version, self.embeddings)
         # Per topic: the combiner's weights without its "bow:" ones, and those as word -> weight.
         self._weights: list[tuple[tuple[str, float], ...]] = []
         self._bow: list[dict[str, float]] = []
@@ -432,9 +420,30 @@ class Tagger:
             implementation=ahocorasick_rs.Implementation.DFA,
         )
         self._n_cues = len(cue_ids)
-        self._count_cjk = _CjkCounter({ord(c) for key in table for c in key if _is_cjk(c)})
+        known_cjk = {c for key in table for c in key if _is_cjk(c)}
+        self._known_cjk = "".join(sorted(known_cjk))
+        self._count_cjk = _CjkCounter({ord(c) for c in known_cjk})
+        self.embeddings = resolve(embeddings, taxonomy.version, taxonomy.slugs, self.inputs_digest)
+        # Topic index -> embedding combiner, for the topics that have one.
+        self._emb = (
+            {}
+            if self.embeddings is None
+            else {
+                ti: self.embeddings.combiners[t.slug]
+                for ti, t in enumerate(self._topics)
+                if t.slug in self.embeddings.combiners
+            }
+        )
+        self.version = _tagger_version(taxonomy.version, self.embeddings)
 
     # ------------------------------------------------------------------ public
+
+    def inputs_digest(self, slugs: Sequence[str]) -> str | None:
+        """What a scorer reading these topics' keyword features depends on, as a digest: the topics'
+        content, and the CJK characters of every form of the taxonomy (a CJK character in no form
+        counts toward the word estimate, which normalises every topic's evidence). None when one of
+        the topics is missing. Embedding combiners are keyed to it: adding a topic keeps them."""
+        return self.taxonomy.digest(slugs, extra=self._known_cjk)
 
     def tag(self, title: str | None, text: str, *, lead: str | None = None) -> list[TopicTag]:
         """Topics whose score reaches their threshold, best first."""

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -157,6 +158,17 @@ class Taxonomy:
             if t.slug == slug:
                 return t
         raise KeyError(slug)
+
+    def digest(self, slugs: Iterable[str], *, extra: str = "") -> str | None:
+        """A digest (12 hex digits) of the named topics' content, as the version hash sees it, and of
+        ``extra``; None when one of them is not in this taxonomy. Names what a scorer trained on some
+        topics depends on, so that it survives edits of the others."""
+        wanted = sorted(set(slugs))
+        by_slug = {t.slug: t for t in self.topics}
+        if any(s not in by_slug for s in wanted):
+            return None
+        content = json.dumps([[_canon(by_slug[s]) for s in wanted], extra], sort_keys=True)
+        return hashlib.sha256(content.encode()).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------- loading

@@ -92,7 +92,12 @@ def test_shipped_combiner_matches_the_shipped_taxonomy() -> None:
     china = combiners["china"]
     assert china.dim == 384 and len(china.components) in (16, 32)
     assert china.taxonomy.rsplit("-", 1)[-1] == load_taxonomy().version.rsplit("-", 1)[-1]
-    assert emb._fits(china, load_taxonomy().version)
+    # It names the topics it reads: itself and every topic whose other:<slug> feature it weighs.
+    others = {n[len("other:") :] for n, w in china.weights if n.startswith("other:") and w}
+    assert set(china.reads) == {"china"} | others
+    tagger = Tagger(load_taxonomy(), embeddings=False)
+    assert china.inputs == tagger.inputs_digest(china.reads)
+    assert emb._fits(china, load_taxonomy().version, tagger.inputs_digest)
     # Every keyword feature it weighs exists in this taxonomy (a global feature, another topic, or a
     # term label of the China topic).
     tax = load_taxonomy()
@@ -182,3 +187,79 @@ def test_extra_loads_its_weights_from_the_package_and_tags_china() -> None:
     assert len(vec) == 384 and abs(sum(x * x for x in vec) - 1.0) < 1e-3
     assert "china" in {t.slug for t in tagger.tag("China's Communist Party congress", CHINA)}
     assert "china" not in {t.slug for t in tagger.tag("", NO_CHINA)}
+
+
+BUILTIN_TAXONOMY = Path(emb.__file__).resolve().parents[1] / "newswire" / "taxonomy"
+
+
+def edited_taxonomy(tmp_path: Path, files: dict[str, str], replace: tuple[str, str, str] | None = None) -> Tagger:
+    """The shipped taxonomy copied to ``tmp_path``, with extra topic files and one text replacement
+    (file, old, new), as a keyword tagger."""
+    for f in BUILTIN_TAXONOMY.glob("*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    if replace is not None:
+        name, old, new = replace
+        text = (tmp_path / name).read_text(encoding="utf-8")
+        assert old in text
+        (tmp_path / name).write_text(text.replace(old, new, 1), encoding="utf-8")
+    return Tagger(load_taxonomy(tmp_path), embeddings=False)
+
+
+IRAN = """slug: iran
+name: Iran
+threshold: 0.5
+terms:
+  - match: [iran, tehran, khamenei]
+    weight: 4
+"""
+
+
+def test_adding_a_topic_keeps_the_china_combiner(tmp_path: Path) -> None:
+    china = load_combiners()["china"]
+    tagger = edited_taxonomy(tmp_path, {"iran.yaml": IRAN})
+    assert tagger.taxonomy.version != load_taxonomy().version  # the whole taxonomy did change
+    assert emb._fits(china, tagger.taxonomy.version, tagger.inputs_digest)
+    # and the China evidence it combines is what it was trained on
+    plain = Tagger(load_taxonomy(), embeddings=False)
+    ci = plain.taxonomy.slugs.index("china")
+    text = "Xi Jinping met Iran's president in Beijing to discuss China's oil imports from Tehran."
+    trained = plain.features("", text)[ci]
+    now = tagger.features("", text)[tagger.taxonomy.slugs.index("china")]
+    assert {k: v for k, v in now.items() if k in dict(china.weights)} == {
+        k: v for k, v in trained.items() if k in dict(china.weights)
+    }
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("russia.yaml", "threshold: 0.5", "threshold: 0.6"),  # a topic it reads (other:russia)
+        ("china.yaml", "slug: china", "slug: china\ntitle_weight: 3.0"),  # its own topic
+    ],
+)
+def test_editing_a_topic_it_reads_drops_the_china_combiner(
+    edit: tuple[str, str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    china = load_combiners()["china"]
+    tagger = edited_taxonomy(tmp_path, {}, edit)
+    with caplog.at_level(logging.WARNING, logger=emb.__name__):
+        assert not emb._fits(china, tagger.taxonomy.version, tagger.inputs_digest)
+    assert "are not as they were" in caplog.text and "eval/train_embeddings.py --write" in caplog.text
+
+
+def test_a_topic_with_new_cjk_characters_drops_the_china_combiner(tmp_path: Path) -> None:
+    # A CJK character in no form counts toward the word estimate of CJK text; one that now is in a
+    # form no longer does, which shifts every topic's length normalisation on Chinese articles.
+    whales = IRAN.replace("slug: iran", "slug: whales").replace("[iran, tehran, khamenei]", "[鲸鱼, 鯨]")
+    tagger = edited_taxonomy(tmp_path, {"whales.yaml": whales})
+    assert not emb._fits(load_combiners()["china"], tagger.taxonomy.version, tagger.inputs_digest)
+
+
+def test_taxonomy_digest_names_topics_content() -> None:
+    tax = load_taxonomy()
+    assert tax.digest(["china", "russia"]) == tax.digest(["russia", "china", "china"])
+    assert tax.digest(["china"]) != tax.digest(["russia"])
+    assert tax.digest(["china"], extra="中") != tax.digest(["china"])
+    assert tax.digest(["china", "no-such-topic"]) is None
