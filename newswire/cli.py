@@ -869,12 +869,14 @@ def taxonomy_check(
     """Load a taxonomy as the pipeline would and list its topics; a mistake is one line naming the
     file and line, and exit status 2."""
     _start(verbose, None)
-    from newswire.explain import taxonomy_lines
+    from newswire.explain import combiner_lines, taxonomy_lines
     from newswire.processors.tagging import Tagger, load_taxonomy
 
     loaded = load_taxonomy(path)
-    Tagger(loaded, embeddings=False)  # compiles every form, as a run would
+    tagger = Tagger(loaded, embeddings=False)  # compiles every form, as a run would
     for line in taxonomy_lines(loaded):
+        typer.echo(line)
+    for line in combiner_lines(tagger):
         typer.echo(line)
 
 
@@ -914,6 +916,7 @@ def _fail(message: str, code: int) -> NoReturn:
 _USER_ERRORS = (
     ("newswire.connectors.feedlist", "FeedListError"),
     ("newswire.processors.tagging", "TaxonomyError"),
+    ("newswire.processors.embeddings", "EmbeddingError"),
     ("newswire.connectors.kafka", "KafkaConfigError"),
 )
 _UNAVAILABLE_ERRORS = (

