@@ -134,16 +134,13 @@ def bootstrap_f1(pairs: Sequence[tuple[bool, bool]], seed: int = 7) -> tuple[flo
     return (values[int(0.025 * BOOTSTRAP)], values[int(0.975 * BOOTSTRAP) - 1])
 
 
-def score_rows(tagger: Tagger, labels: list[Label], items: dict[str, EvalItem], feed: bool) -> list[Row]:
+def score_rows(tagger: Tagger, labels: list[Label], items: dict[str, EvalItem]) -> list[Row]:
     rows: list[Row] = []
     for label in labels:
         item = items.get(label.key)
         if item is None:
             continue
-        if feed:
-            scored = tagger.score(item.title, item.text)
-        else:
-            scored = tagger.score(item.title, item.text)
+        scored = tagger.score(item.title, item.text)
         rows.append(Row(label, {t.slug: t.score for t in scored}, {t.slug: t.matches for t in scored}, item))
     return rows
 
@@ -224,6 +221,32 @@ def print_table(title: str, results: dict[str, dict[str, Any]]) -> None:
         )
 
 
+def by_language(rows: list[Row], topics: Sequence[str], thresholds: dict[str, float]) -> dict[str, Any]:
+    """Per language of the items: per topic, positives found and negatives tagged (counts: most
+    languages hold a handful of positives, too few for a rate to mean much)."""
+    out: dict[str, Any] = {}
+    langs = sorted({r.item.lang or "?" for r in rows if r.item is not None})
+    for lang in langs:
+        lang_rows = [r for r in rows if r.item is not None and (r.item.lang or "?") == lang]
+        cells = {}
+        for t in topics:
+            st = stats_for(lang_rows, t, thresholds[t])
+            cells[t] = {"found": st.tp, "positives": st.tp + st.fn, "neg_tagged": st.fp, "negatives": st.neg}
+        out[lang] = {"items": len(lang_rows), "topics": cells}
+    return out
+
+
+def print_by_language(table: dict[str, Any], topics: Sequence[str]) -> None:
+    print("  by language: positives found / positives, negatives tagged / negatives")
+    print(f"  {'lang':<6}{'items':>6}  " + "".join(f"{t:<22}" for t in topics))
+    for lang, entry in sorted(table.items(), key=lambda kv: -kv[1]["items"]):
+        cells = "".join(
+            f"{c['found']:>3}/{c['positives']:<3} {c['neg_tagged']:>3}/{c['negatives']:<8}"
+            for c in (entry["topics"][t] for t in topics)
+        )
+        print(f"  {lang:<6}{entry['items']:>6}  {cells}")
+
+
 def print_errors(rows: list[Row], topic: str, threshold: float, limit: int) -> None:
     fps: list[Row] = []
     fns: list[Row] = []
@@ -260,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=40)
     ap.add_argument("--sweep", action="store_true", help="F1 per threshold (tune only)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
+    ap.add_argument("--by-language", action="store_true", help="also per language of the items (articles)")
     ap.add_argument(
         "--embeddings",
         action="store_true",
@@ -301,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"warning: {len(missing)} {set_name} labels have no item in the corpus, e.g. {missing[:3]}",
                 file=sys.stderr,
             )
-        rows = score_rows(tagger, labels, items, feed=set_name == "feeds")
+        rows = score_rows(tagger, labels, items)
         report["sets"][set_name] = {}
         for split in splits:
             split_rows = [r for r in rows if r.label.split == split]
@@ -323,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
             }
             print_table(f"{set_name} / {split}: {len(split_rows)} items", results)
             print(f"items negative for every topic: {len(any_neg)}, tagged with anything: {any_fp}")
+            if args.by_language:
+                langs = by_language(split_rows, topics, thresholds)
+                report["sets"][set_name][split]["by_language"] = langs
+                print_by_language(langs, topics)
             if args.sweep:
                 for t in topics:
                     cells = []
