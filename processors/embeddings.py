@@ -251,7 +251,7 @@ def resolve(
     setting: Embeddings | bool | None,
     taxonomy_version: str,
     slugs: Sequence[str],
-    inputs_digest: InputsDigest,
+    inputs_digest: InputsDigest | None = None,
 ) -> Embeddings | None:
     """What a Tagger uses: an explicit ``Embeddings``; ``True`` (shipped combiners, errors if the extra
     is missing); ``False`` (off); ``None`` (the ``NEWSWIRE_EMBEDDINGS`` switch: off when unset, and a
@@ -282,11 +282,14 @@ def resolve(
     return Embeddings(combiners, encoder)
 
 
-def unfit_reason(comb: EmbeddingCombiner, taxonomy_version: str, inputs_digest: InputsDigest) -> str | None:
-    """Why ``comb`` cannot be used with this taxonomy, or None when it can."""
+def unfit_reason(
+    comb: EmbeddingCombiner, taxonomy_version: str, inputs_digest: InputsDigest | None = None
+) -> str | None:
+    """Why ``comb`` cannot be used with this taxonomy, or None when it can. Without ``inputs_digest``
+    (a caller that cannot say what the topics are) the whole taxonomy's version decides."""
     if comb.encoder != ENCODER_NAME:
         return f"trained with encoder {comb.encoder}, not {ENCODER_NAME}"
-    if comb.inputs:
+    if comb.inputs and inputs_digest is not None:
         if inputs_digest(comb.reads) == comb.inputs:
             return None
         return f"the topics it reads ({', '.join(comb.reads)}) are not as they were in taxonomy {comb.taxonomy}"
@@ -297,7 +300,7 @@ def unfit_reason(comb: EmbeddingCombiner, taxonomy_version: str, inputs_digest: 
     return None
 
 
-def _fits(comb: EmbeddingCombiner, taxonomy_version: str, inputs_digest: InputsDigest) -> bool:
+def _fits(comb: EmbeddingCombiner, taxonomy_version: str, inputs_digest: InputsDigest | None = None) -> bool:
     reason = unfit_reason(comb, taxonomy_version, inputs_digest)
     if reason is None:
         return True

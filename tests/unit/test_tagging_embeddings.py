@@ -263,3 +263,11 @@ def test_taxonomy_digest_names_topics_content() -> None:
     assert tax.digest(["china"]) != tax.digest(["russia"])
     assert tax.digest(["china"], extra="中") != tax.digest(["china"])
     assert tax.digest(["china", "no-such-topic"]) is None
+
+
+def test_without_a_digest_the_whole_taxonomy_version_decides() -> None:
+    # A caller that cannot name the topics' content (a tagger of an older revision in
+    # benchmarks/tagging_ab.py) still gets the shipped combiner for the shipped taxonomy, and only then.
+    china = load_combiners()["china"]
+    assert emb.unfit_reason(china, load_taxonomy().version) is None
+    assert "trained for taxonomy" in (emb.unfit_reason(china, "mine-0123456789ab") or "")
