@@ -44,7 +44,12 @@ def tagging_at(rev: str) -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["tagging_base"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ModuleNotFoundError as exc:
+        # Taggers before 5df9261 scanned with pyahocorasick, no longer a dependency.
+        hint = " (pip install pyahocorasick)" if exc.name == "ahocorasick" else ""
+        raise SystemExit(f"error: the tagger at {rev} needs the module {exc.name!r}{hint}") from None
     return module
 
 
