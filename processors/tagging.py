@@ -411,7 +411,7 @@ class Tagger:
         # scoring expects (it picks the longest overlapping term itself, per topic). A DFA costs ~15 ms
         # more to build than the default NFA and scans the corpus's articles ~1.5x faster.
         self._forms = list(table)
-        self._entries = [
+        self._form_info = [
             _Form(not _is_cjk(k[0]), not _is_cjk(k[-1]), tuple(table[k])) for k in self._forms
         ]
         self._matcher = ahocorasick_rs.AhoCorasick(
@@ -419,7 +419,6 @@ class Tagger:
             matchkind=ahocorasick_rs.MatchKind.Standard,
             implementation=ahocorasick_rs.Implementation.DFA,
         )
-        self._n_cues = len(cue_ids)
         known_cjk = {c for key in table for c in key if _is_cjk(c)}
         self._known_cjk = "".join(sorted(known_cjk))
         self._count_cjk = _CjkCounter({ord(c) for c in known_cjk})
@@ -563,9 +562,9 @@ class Tagger:
         cues: dict[int, list[int]] = {}  # cue id -> start offsets
 
         word_char = _WORD_CHAR
-        forms = self._entries
+        form_info = self._form_info
         for fi, start, found_stop in self._scan(low):
-            check_start, check_end, entries = forms[fi]
+            check_start, check_end, entries = form_info[fi]
             if check_start and start > 0 and word_char[full[start - 1]]:
                 continue
             ends_word = not (check_end and found_stop < n and word_char[full[found_stop]])

@@ -102,7 +102,7 @@ def test_a_turkish_article_is_tagged_through_the_dotted_capital_i() -> None:
 def test_the_scan_finds_every_occurrence_of_every_form_overlaps_included() -> None:
     tagger = T.Tagger(T.load_taxonomy(None))
     forms = tagger._forms
-    assert len(forms) == len(tagger._entries) > 1000
+    assert len(forms) == len(tagger._form_info) > 1000
     rng = random.Random(7)
     # Texts stitched from pieces of forms, so that forms overlap, nest and run into each other.
     pieces = [f[: rng.randint(1, len(f))] for f in rng.sample(forms, 400)] + forms[:200] + [" ", "x"]
