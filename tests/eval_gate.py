@@ -133,7 +133,7 @@ def tagging_figures() -> dict[str, dict[str, dict[str, Any]]] | None:
             items = texts.feed_items(corpus)
         else:
             items = texts.article_items(corpus, {lab.key for lab in labels})
-        rows = te.score_rows(tagger, labels, items, feed=set_name == "feeds")
+        rows = te.score_rows(tagger, labels, items)
         out[set_name] = {
             t.slug: te.summarise(te.stats_for(rows, t.slug, t.threshold)) for t in taxonomy.topics
         }
