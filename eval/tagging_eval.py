@@ -19,23 +19,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import random
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from newswire.processors.tagging import Tagger, load_taxonomy
+from newswire.processors.tag_metrics import TopicStats, f1_of, summarise, table_lines, topic_stats
+from newswire.processors.tagging import Tagger, load_taxonomy, reaches
 from texts import EvalItem, article_items, corpus_root, feed_items, split_of
 
 LABELS = Path(__file__).resolve().parent / "labels"
 SETS = {"articles": "articles.jsonl", "feeds": "feed_items.jsonl"}
-Z = 1.959963984540054
-BOOTSTRAP = 1000
 
 
 @dataclass(frozen=True)
@@ -54,21 +51,6 @@ class Row:
     scores: dict[str, float]
     matches: dict[str, dict[str, int]]
     item: EvalItem | None = None
-
-
-@dataclass
-class TopicStats:
-    topic: str
-    n: int = 0
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    pos2: int = 0
-    tp2: int = 0
-    neg: int = 0
-    traps: int = 0
-    traps_tagged: int = 0
-    pairs: list[tuple[bool, bool]] = field(default_factory=list)  # (gold positive, tagged)
 
 
 def load_labels(path: Path) -> list[Label]:
@@ -99,41 +81,6 @@ def load_labels(path: Path) -> list[Label]:
     return labels
 
 
-def wilson(k: int, n: int) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    denom = 1 + Z * Z / n
-    centre = (p + Z * Z / (2 * n)) / denom
-    half = Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def f1_of(tp: int, fp: int, fn: int) -> float:
-    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
-
-
-def bootstrap_f1(pairs: Sequence[tuple[bool, bool]], seed: int = 7) -> tuple[float, float]:
-    if not pairs:
-        return (0.0, 1.0)
-    rng = random.Random(seed)
-    n = len(pairs)
-    values = []
-    for _ in range(BOOTSTRAP):
-        tp = fp = fn = 0
-        for _ in range(n):
-            gold, tagged = pairs[rng.randrange(n)]
-            if gold and tagged:
-                tp += 1
-            elif tagged:
-                fp += 1
-            elif gold:
-                fn += 1
-        values.append(f1_of(tp, fp, fn))
-    values.sort()
-    return (values[int(0.025 * BOOTSTRAP)], values[int(0.975 * BOOTSTRAP) - 1])
-
-
 def score_rows(tagger: Tagger, labels: list[Label], items: dict[str, EvalItem]) -> list[Row]:
     rows: list[Row] = []
     for label in labels:
@@ -146,79 +93,24 @@ def score_rows(tagger: Tagger, labels: list[Label], items: dict[str, EvalItem]) 
 
 
 def stats_for(rows: list[Row], topic: str, threshold: float) -> TopicStats:
-    st = TopicStats(topic)
-    for row in rows:
-        if topic not in row.label.grades:
-            continue
-        grade = row.label.grades[topic]
-        tagged = row.scores.get(topic, 0.0) >= threshold and row.scores.get(topic, 0.0) > 0
-        gold = grade >= 1
-        st.n += 1
-        st.pairs.append((gold, tagged))
-        if gold and tagged:
-            st.tp += 1
-        elif tagged:
-            st.fp += 1
-        elif gold:
-            st.fn += 1
-        if grade == 2:
-            st.pos2 += 1
-            st.tp2 += int(tagged)
-        if not gold:
-            st.neg += 1
-        if topic in row.label.traps:
-            st.traps += 1
-            st.traps_tagged += int(tagged)
-    return st
-
-
-def summarise(st: TopicStats) -> dict[str, Any]:
-    pos = st.tp + st.fn
-    p = st.tp / (st.tp + st.fp) if st.tp + st.fp else 0.0
-    r = st.tp / pos if pos else 0.0
-    return {
-        "n": st.n,
-        "positives": pos,
-        "grade2": st.pos2,
-        "negatives": st.neg,
-        "tp": st.tp,
-        "fp": st.fp,
-        "fn": st.fn,
-        "precision": p,
-        "precision_ci": wilson(st.tp, st.tp + st.fp),
-        "recall": r,
-        "recall_ci": wilson(st.tp, pos),
-        "f1": f1_of(st.tp, st.fp, st.fn),
-        "f1_ci": bootstrap_f1(st.pairs),
-        "recall_grade2": st.tp2 / st.pos2 if st.pos2 else None,
-        "recall_grade2_ci": wilson(st.tp2, st.pos2),
-        "neg_tagged": st.fp / st.neg if st.neg else 0.0,
-        "neg_tagged_ci": wilson(st.fp, st.neg),
-        "traps": st.traps,
-        "traps_tagged": st.traps_tagged,
-    }
-
-
-def _ci(ci: Sequence[float]) -> str:
-    return f"[{ci[0]:.2f},{ci[1]:.2f}]"
+    return topic_stats(
+        topic,
+        (
+            (
+                row.label.grades[topic],
+                reaches(row.scores.get(topic, 0.0), threshold),
+                topic in row.label.traps,
+            )
+            for row in rows
+            if topic in row.label.grades
+        ),
+    )
 
 
 def print_table(title: str, results: dict[str, dict[str, Any]]) -> None:
     print(f"\n== {title}")
-    head = (
-        f"{'topic':<15}{'n':>5}{'pos':>5}{'g2':>4}  {'P':>5} {'95% CI':<12}{'R':>5} {'95% CI':<12}"
-        f"{'F1':>5} {'95% CI':<12}{'R@g2':>6} {'95% CI':<12}{'neg tag':>8} {'95% CI':<12}{'traps':>8}"
-    )
-    print(head)
-    for topic, s in results.items():
-        r2 = "  n/a" if s["recall_grade2"] is None else f"{s['recall_grade2']:.2f}"
-        print(
-            f"{topic:<15}{s['n']:>5}{s['positives']:>5}{s['grade2']:>4}  "
-            f"{s['precision']:>5.2f} {_ci(s['precision_ci']):<12}{s['recall']:>5.2f} {_ci(s['recall_ci']):<12}"
-            f"{s['f1']:>5.2f} {_ci(s['f1_ci']):<12}{r2:>6} {_ci(s['recall_grade2_ci']):<12}"
-            f"{100 * s['neg_tagged']:>7.1f}% {_ci(s['neg_tagged_ci']):<12}"
-            f"{s['traps_tagged']:>4}/{s['traps']:<3}"
-        )
+    for line in table_lines(results):
+        print(line)
 
 
 def by_language(rows: list[Row], topics: Sequence[str], thresholds: dict[str, float]) -> dict[str, Any]:
@@ -335,9 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             any_fp = sum(
                 1
                 for r in any_neg
-                if any(
-                    r.scores.get(t, 0) >= thresholds[t] > 0 and r.scores.get(t, 0) > 0 for t in taxonomy.slugs
-                )
+                if any(reaches(r.scores.get(t, 0.0), thresholds[t]) for t in taxonomy.slugs)
             )
             report["sets"][set_name][split] = {
                 "items": len(split_rows),

@@ -54,6 +54,7 @@ __all__ = [
     "TopicTag",
     "bow_tokens",
     "load_taxonomy",
+    "reaches",
 ]
 
 SCORE_HALF = 6.0  # raw evidence that maps to score 0.5
@@ -312,7 +313,7 @@ def _cue_within(found: list[list[int]], lo: int, hi: int) -> bool:
     return False
 
 
-def _reaches(score: float, threshold: float) -> bool:
+def reaches(score: float, threshold: float) -> bool:
     """Tagged: the score reaches the topic's threshold (and a topic with no evidence never is)."""
     return score >= threshold and score > 0
 
@@ -447,7 +448,7 @@ class Tagger:
     def tag(self, title: str | None, text: str, *, lead: str | None = None) -> list[TopicTag]:
         """Topics whose score reaches their threshold, best first."""
         scored = self.score(title, text, lead=lead)
-        tags = [t for t, topic in zip(scored, self._topics) if _reaches(t.score, topic.threshold)]
+        tags = [t for t, topic in zip(scored, self._topics) if reaches(t.score, topic.threshold)]
         tags.sort(key=lambda t: (-t.score, t.slug))
         return tags
 
@@ -488,7 +489,7 @@ class Tagger:
                     name=topic.name,
                     score=tag.score,
                     threshold=topic.threshold,
-                    tagged=_reaches(tag.score, topic.threshold),
+                    tagged=reaches(tag.score, topic.threshold),
                     scorer=scorer,
                     evidence=round(ev.raw, 4),
                     matches=dict(tag.matches),

@@ -265,6 +265,37 @@ def test_taxonomy_copy_edit_check_and_tag(tmp_path: Path) -> None:
     assert broken_tag.returncode == 2 and "danube.yaml:4:" in one_line_error(broken_tag)
 
 
+def test_taxonomy_eval_measures_labelled_items(tmp_path: Path) -> None:
+    items = tmp_path / "mine.jsonl"
+    items.write_text(
+        "\n".join(
+            json.dumps(obj)
+            for obj in (
+                {"id": "kremlin", "title": "Kremlin rejects talks", "topics": {"russia": 2},
+                 "text": "The Kremlin said Russia would not negotiate while sanctions remain, Putin's spokesman said."},
+                {"id": "idaho", "title": "Moscow, Idaho, trial opens", "topics": [], "traps": ["russia"],
+                 "text": "The trial over the killings of four students in Moscow, Idaho, opened on Monday."},
+                {"id": "coffee", "title": "Coffee prices rise", "topics": ["china"], "text": "Harvest worries."},
+            )
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    result = newswire("taxonomy", "eval", str(items), "--json", "--errors")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["items"] == 3 and report["taxonomy"].startswith("builtin-")
+    assert (report["topics"]["russia"]["tp"], report["topics"]["russia"]["traps_tagged"]) == (1, 0)
+    assert report["topics"]["china"]["fn"] == 1
+    assert [(m["topic"], m["item"], m["kind"]) for m in report["mistakes"]] == [("china", "coffee", "missed")]
+    table = newswire("taxonomy", "eval", str(items), "--errors")
+    assert table.returncode == 0 and "china: missed (grade 1), score 0.00: coffee" in table.stdout
+
+    items.write_text('{"text": "x", "topics": {"iran": 1}}\n', encoding="utf-8")
+    bad = newswire("taxonomy", "eval", str(items))
+    assert bad.returncode == 2 and "mine.jsonl:1: topic 'iran' is not in the taxonomy" in one_line_error(bad)
+
+
 def test_tag_bad_input_is_one_line(tmp_path: Path) -> None:
     missing = newswire("tag", str(tmp_path / "nope.txt"))
     assert missing.returncode == 2 and "cannot read" in one_line_error(missing)
