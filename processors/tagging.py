@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 SCORE_HALF = 6.0  # raw evidence that maps to score 0.5
+DFA_MAX_FORMS = 20_000  # above this many forms the automaton is an NFA (see Tagger.__init__)
 NORM_WORDS = 200.0  # texts up to this many words are not length-discounted
 NORM_EXPONENT = 0.4  # longer texts divide their text evidence by (words / NORM_WORDS) ** NORM_EXPONENT
 LEAD_CHARS = 400  # without an explicit lead, the first ~400 characters of the text are the lead
@@ -409,16 +410,21 @@ class Tagger:
         for cue, cid in cue_ids.items():
             add(cue, _KIND_CUE, -1, cid)
         # Standard match semantics with overlapping matches: every occurrence of every form, as the
-        # scoring expects (it picks the longest overlapping term itself, per topic). A DFA costs ~15 ms
-        # more to build than the default NFA and scans the corpus's articles ~1.5x faster.
+        # scoring expects (it picks the longest overlapping term itself, per topic). A DFA scans the
+        # corpus's articles ~1.5x faster than the contiguous NFA, but its memory grows ~1.4 KB a form
+        # (the shipped taxonomy's 1,500 forms: ~3 MiB; 100,000 forms: ~140 MiB against ~11 MiB), so
+        # a large user taxonomy gets the NFA.
         self._forms = list(table)
         self._form_info = [
             _Form(not _is_cjk(k[0]), not _is_cjk(k[-1]), tuple(table[k])) for k in self._forms
         ]
+        self._implementation = (
+            ahocorasick_rs.Implementation.DFA
+            if len(self._forms) <= DFA_MAX_FORMS
+            else ahocorasick_rs.Implementation.ContiguousNFA
+        )
         self._matcher = ahocorasick_rs.AhoCorasick(
-            self._forms,
-            matchkind=ahocorasick_rs.MatchKind.Standard,
-            implementation=ahocorasick_rs.Implementation.DFA,
+            self._forms, matchkind=ahocorasick_rs.MatchKind.Standard, implementation=self._implementation
         )
         known_cjk = {c for key in table for c in key if _is_cjk(c)}
         self._known_cjk = "".join(sorted(known_cjk))

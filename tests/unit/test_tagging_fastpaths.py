@@ -115,3 +115,20 @@ def test_the_scan_finds_every_occurrence_of_every_form_overlaps_included() -> No
             if text.startswith(form, i)
         )
         assert sorted(tagger._scan(text)) == expected
+
+
+def test_a_large_taxonomy_gets_the_nfa_and_the_same_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [
+        ("Kremlin says Russia's army will stay", "Putin and Lavrov met generals in Moscow; России, Россию."),
+        ("中国外交部", "中华人民共和国外交部发言人说，俄罗斯和中国将举行联合军演。北京表示。"),
+        ("Coup in Niger", "The junta detained the president; soldiers seized the PLA-style compound in Niamey."),
+        ("Taliban take Kabul", "Afghanistan's government fell as US troops withdrew from Bagram."),
+        ("Borussia Dortmund", "Moscow, Idaho: a Russian doll shop opened; made in China toys were sold."),
+    ]
+    dfa = T.Tagger(T.load_taxonomy(None), embeddings=False)
+    monkeypatch.setattr(T, "DFA_MAX_FORMS", 0)
+    nfa = T.Tagger(T.load_taxonomy(None), embeddings=False)
+    assert "DFA" in str(dfa._implementation) and "NFA" in str(nfa._implementation)
+    for title, text in texts:
+        assert nfa.score(title, text) == dfa.score(title, text)
+    assert {t.slug for t in nfa.tag(*texts[0])} >= {"russia"}
