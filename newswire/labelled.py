@@ -4,10 +4,11 @@ The file is JSON Lines, one item per line::
 
     {"title": "...", "text": "...", "lead": "...", "topics": {"china": 2, "russia": 0}, "traps": ["russia"]}
 
-``text`` is required, ``title`` and ``lead`` are optional (a feed item is a title and a lead). ``topics``
-grades the item per topic as the built-in sets do: 2 the main subject, 1 substantive, 0 absent or a
-passing mention; a list (``"topics": ["china"]``) means grade 1 for each topic named. A topic of the
-taxonomy that a line does not name is grade 0 for that item. ``traps`` (optional) names topics the item
+``text`` is required, ``title`` and ``lead`` are optional (a feed item: its headline as title, its
+summary as text, as the built-in feed-item set is scored). ``topics`` grades the item per topic as the
+built-in sets do: 2 the main subject, 1 substantive, 0 absent or a passing mention; a list
+(``"topics": ["china"]``) means grade 1 for each topic named. A topic of the taxonomy that a line does
+not name is grade 0 for that item. ``traps`` (optional) names topics the item
 mentions only in passing or through a false cue, to count how many such items got tagged anyway.
 ``id`` (optional) names the item in the list of mistakes; otherwise its line number does.
 """
