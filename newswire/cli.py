@@ -888,6 +888,9 @@ def taxonomy_eval(
     ],
     taxonomy: TaxonomyOpt = None,
     errors: Annotated[bool, typer.Option("--errors", help="List every mistake, topic by topic.")] = False,
+    sweep: Annotated[
+        bool, typer.Option("--sweep", help="Precision, recall and F1 at thresholds 0.20-0.85, per topic.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     verbose: VerboseOpt = 0,
 ) -> None:
@@ -897,30 +900,47 @@ def taxonomy_eval(
     _start(verbose, None)
     from dataclasses import asdict
 
-    from newswire.labelled import evaluate, load_labelled
+    from newswire.labelled import SWEEP, evaluate, load_labelled
     from newswire.processors.tag_metrics import table_lines
     from newswire.processors.tagging import Tagger, load_taxonomy
 
     tagger = Tagger(load_taxonomy(taxonomy))
     labelled = load_labelled(items, tagger.taxonomy.slugs)
-    results, mistakes = evaluate(tagger, labelled)
+    evaluation = evaluate(tagger, labelled)
     if as_json:
         report = {
             "taxonomy": tagger.version,
             "items": len(labelled),
-            "topics": results,
-            "mistakes": [asdict(m) for m in mistakes] if errors else None,
+            "topics": evaluation.results,
+            "mistakes": [asdict(m) for m in evaluation.mistakes] if errors else None,
+            "sweep": {
+                slug: [{"threshold": c, "precision": p, "recall": r, "f1": f} for c, p, r, f in rows]
+                for slug, rows in evaluation.sweep.items()
+            }
+            if sweep
+            else None,
         }
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
         return
     typer.echo(f"taxonomy {tagger.version}; {len(labelled)} items from {items}")
-    for line in table_lines(results):
+    for line in table_lines(evaluation.results):
         typer.echo(line)
     if errors:
-        for m in mistakes:
+        for m in evaluation.mistakes:
             what = f"missed (grade {m.grade})" if m.kind == "missed" else "wrongly tagged"
             matched = ", ".join(f"{k} x{v}" for k, v in m.matches.items()) or "no match"
             typer.echo(f"  {m.topic}: {what}, score {m.score:.2f}: {m.item}: {m.title[:70]!r} [{matched}]")
+    if sweep:
+        topics = tagger.taxonomy.topics
+        typer.echo("F1 (precision/recall) by threshold; * marks each topic's threshold")
+        typer.echo("threshold " + "".join(f"{t.slug[:19]:<20}" for t in topics))
+        for i, cut in enumerate(SWEEP):
+            cells = []
+            for t in topics:
+                _, p, r, f = evaluation.sweep[t.slug][i]
+                mark = "*" if abs(cut - t.threshold) < 1e-9 else " "
+                cells.append(f"{mark}{f:.2f} ({p:.2f}/{r:.2f})".ljust(20))
+            typer.echo(f"{cut:<10.2f}" + "".join(cells))
 
 
 @taxonomy_app.command("copy")

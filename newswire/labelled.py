@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from newswire.processors.tag_metrics import summarise, topic_stats
+from newswire.processors.tag_metrics import f1_of, summarise, topic_stats
 from newswire.processors.tagging import Tagger, reaches
 
-__all__ = ["LabelledItem", "LabelsError", "Mistake", "evaluate", "load_labelled"]
+__all__ = ["SWEEP", "Evaluation", "LabelledItem", "LabelsError", "Mistake", "evaluate", "load_labelled"]
 
 
 class LabelsError(ValueError):
@@ -111,12 +111,26 @@ def load_labelled(path: Path, slugs: list[str]) -> list[LabelledItem]:
     return items
 
 
-def evaluate(tagger: Tagger, items: list[LabelledItem]) -> tuple[dict[str, dict[str, Any]], list[Mistake]]:
-    """Per topic, the figures of ``tag_metrics.summarise``; and every mistake, topic by topic."""
+SWEEP = tuple(round(0.2 + 0.05 * i, 2) for i in range(14))  # 0.20 .. 0.85
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How a tagger did on labelled items: per topic the figures of ``tag_metrics.summarise`` at the
+    topic's threshold, every mistake, and per topic (threshold, precision, recall, F1) at each of
+    ``SWEEP``, to choose a new topic's threshold."""
+
+    results: dict[str, dict[str, Any]]
+    mistakes: list[Mistake]
+    sweep: dict[str, list[tuple[float, float, float, float]]]
+
+
+def evaluate(tagger: Tagger, items: list[LabelledItem]) -> Evaluation:
     thresholds = {t.slug: t.threshold for t in tagger.taxonomy.topics}
     scored = [{t.slug: t for t in tagger.score(it.title, it.text, lead=it.lead)} for it in items]
     results: dict[str, dict[str, Any]] = {}
     mistakes: list[Mistake] = []
+    sweep: dict[str, list[tuple[float, float, float, float]]] = {}
     for slug, threshold in thresholds.items():
         triples = []
         for item, tags in zip(items, scored, strict=True):
@@ -128,4 +142,13 @@ def evaluate(tagger: Tagger, items: list[LabelledItem]) -> tuple[dict[str, dict[
                 kind = "wrong" if tagged else "missed"
                 mistakes.append(Mistake(slug, item.name, kind, grade, tag.score, item.title, dict(tag.matches)))
         results[slug] = summarise(topic_stats(slug, triples))
-    return results, mistakes
+        sweep[slug] = []
+        for cut in SWEEP:
+            st = topic_stats(
+                slug,
+                ((it.grades[slug], reaches(tags[slug].score, cut), False) for it, tags in zip(items, scored, strict=True)),
+            )
+            precision = st.tp / (st.tp + st.fp) if st.tp + st.fp else 0.0
+            recall = st.tp / (st.tp + st.fn) if st.tp + st.fn else 0.0
+            sweep[slug].append((cut, precision, recall, f1_of(st.tp, st.fp, st.fn)))
+    return Evaluation(results, mistakes, sweep)

@@ -281,13 +281,15 @@ def test_taxonomy_eval_measures_labelled_items(tmp_path: Path) -> None:
         + "\n",
         encoding="utf-8",
     )
-    result = newswire("taxonomy", "eval", str(items), "--json", "--errors")
+    result = newswire("taxonomy", "eval", str(items), "--json", "--errors", "--sweep")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["items"] == 3 and report["taxonomy"].startswith("builtin-")
     assert (report["topics"]["russia"]["tp"], report["topics"]["russia"]["traps_tagged"]) == (1, 0)
     assert report["topics"]["china"]["fn"] == 1
     assert [(m["topic"], m["item"], m["kind"]) for m in report["mistakes"]] == [("china", "coffee", "missed")]
+    (at_threshold,) = [row for row in report["sweep"]["russia"] if row["threshold"] == 0.5]
+    assert at_threshold["f1"] == report["topics"]["russia"]["f1"] == 1.0
     table = newswire("taxonomy", "eval", str(items), "--errors")
     assert table.returncode == 0 and "china: missed (grade 1), score 0.00: coffee" in table.stdout
 

@@ -75,7 +75,8 @@ def test_evaluate_counts_and_lists_mistakes(tmp_path: Path) -> None:
         {"id": "coffee", "title": "Coffee prices rise", "text": "Harvest worries in Brazil.", "topics": ["china"]},
     )
     tagger = Tagger(load_taxonomy(), embeddings=False)
-    results, mistakes = evaluate(tagger, load_labelled(path, SLUGS))
+    evaluation = evaluate(tagger, load_labelled(path, SLUGS))
+    results, mistakes = evaluation.results, evaluation.mistakes
     china, russia = results["china"], results["russia"]
     assert (china["positives"], china["tp"], china["fn"], china["fp"], china["grade2"]) == (2, 1, 1, 0, 1)
     assert china["recall_grade2"] == 1.0 and china["f1"] == pytest.approx(2 / 3)
@@ -83,6 +84,15 @@ def test_evaluate_counts_and_lists_mistakes(tmp_path: Path) -> None:
     assert [(m.topic, m.item, m.kind, m.grade, m.score) for m in mistakes] == [
         ("china", "coffee", "missed", 1, 0.0)
     ]
+    # The sweep at a topic's own threshold gives the summary's figures; lower cuts never recall less.
+    for slug in SLUGS:
+        threshold = tagger.taxonomy.topic(slug).threshold
+        (row,) = [r for r in evaluation.sweep[slug] if abs(r[0] - threshold) < 1e-9]
+        assert row[1:] == (results[slug]["precision"], results[slug]["recall"], results[slug]["f1"])
+        recalls = [r[2] for r in evaluation.sweep[slug]]
+        assert recalls == sorted(recalls, reverse=True)
+    assert [r[0] for r in evaluation.sweep["china"]] == [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65,
+                                                        0.7, 0.75, 0.8, 0.85]
 
 
 def test_metrics_on_hand_computed_cases() -> None:
