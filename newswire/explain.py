@@ -11,7 +11,7 @@ from typing import Any
 from newswire.processors.tagging import Tagger, TopicExplanation
 from newswire.processors.taxonomy import Taxonomy
 
-__all__ = ["explanation_json", "explanation_lines", "split_title", "taxonomy_lines"]
+__all__ = ["combiner_lines", "explanation_json", "explanation_lines", "split_title", "taxonomy_lines"]
 
 
 def split_title(text: str) -> tuple[str, str]:

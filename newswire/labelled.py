@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from newswire.processors.tag_metrics import f1_of, summarise, topic_stats
+from newswire.processors.tag_metrics import rates, summarise, topic_stats
 from newswire.processors.tagging import Tagger, reaches
 
 __all__ = ["SWEEP", "Evaluation", "LabelledItem", "LabelsError", "Mistake", "evaluate", "load_labelled"]
@@ -148,7 +148,5 @@ def evaluate(tagger: Tagger, items: list[LabelledItem]) -> Evaluation:
                 slug,
                 ((it.grades[slug], reaches(tags[slug].score, cut), False) for it, tags in zip(items, scored, strict=True)),
             )
-            precision = st.tp / (st.tp + st.fp) if st.tp + st.fp else 0.0
-            recall = st.tp / (st.tp + st.fn) if st.tp + st.fn else 0.0
-            sweep[slug].append((cut, precision, recall, f1_of(st.tp, st.fp, st.fn)))
+            sweep[slug].append((cut, *rates(st)))
     return Evaluation(results, mistakes, sweep)

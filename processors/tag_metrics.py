@@ -96,11 +96,17 @@ def topic_stats(topic: str, items: Iterable[tuple[int, bool, bool]]) -> TopicSta
     return st
 
 
+def rates(st: TopicStats) -> tuple[float, float, float]:
+    """Precision, recall and F1, each 0 where nothing defines it."""
+    p = st.tp / (st.tp + st.fp) if st.tp + st.fp else 0.0
+    r = st.tp / (st.tp + st.fn) if st.tp + st.fn else 0.0
+    return p, r, f1_of(st.tp, st.fp, st.fn)
+
+
 def summarise(st: TopicStats) -> dict[str, Any]:
     """The figures of one topic, intervals included (the JSON the gate and reports read)."""
     pos = st.tp + st.fn
-    p = st.tp / (st.tp + st.fp) if st.tp + st.fp else 0.0
-    r = st.tp / pos if pos else 0.0
+    p, r, f1 = rates(st)
     return {
         "n": st.n,
         "positives": pos,
@@ -113,7 +119,7 @@ def summarise(st: TopicStats) -> dict[str, Any]:
         "precision_ci": wilson(st.tp, st.tp + st.fp),
         "recall": r,
         "recall_ci": wilson(st.tp, pos),
-        "f1": f1_of(st.tp, st.fp, st.fn),
+        "f1": f1,
         "f1_ci": bootstrap_f1(st.pairs),
         "recall_grade2": st.tp2 / st.pos2 if st.pos2 else None,
         "recall_grade2_ci": wilson(st.tp2, st.pos2),
