@@ -31,7 +31,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not corpus"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check newswire connectors processors flows tests
+	$(VENV)/bin/ruff check newswire connectors processors flows tests eval benchmarks demo
 
 typecheck: $(STAMP)
 	bash infra/typecheck.sh

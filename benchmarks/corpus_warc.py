@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Literal
 
 from newswire.connectors.warc_writer import WarcArchive
-
 from newswire.records import FetchResult
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from newswire.connectors.kafka import KafkaSettings, Outgoing, Publisher
-
 from newswire.devbroker import DevBroker
 
 SAMPLE_TEXT = (

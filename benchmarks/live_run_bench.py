@@ -28,14 +28,14 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=0, help="extraction processes (0: one per core)")
     args = parser.parse_args()
 
+    from rich.console import Console
+    from rich.table import Table
+
     from newswire.config import Settings
     from newswire.connectors.kafka import KafkaSettings, consume
     from newswire.devbroker import DevBroker
     from newswire.live import run_once
     from newswire.records import FeedSource
-    from rich.console import Console
-    from rich.table import Table
-
     from tests.integration.test_pipeline_corpus import token_f1
     from tests.support.corpus_web import corpus_dir, start_corpus_web
 

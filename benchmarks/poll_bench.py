@@ -39,12 +39,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newswire.connectors.state import StateStore
-from newswire.records import FeedState, PublishedRow
-from newswire.processors.canonical import article_id, canonical_url
-
 from newswire.config import Settings
-from newswire.records import FeedSource
+from newswire.connectors.state import StateStore
+from newswire.processors.canonical import article_id, canonical_url
+from newswire.records import FeedSource, FeedState, PublishedRow
 from tests.support.proc_memory import TreeMemory
 
 ITEMS = 10

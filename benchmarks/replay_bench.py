@@ -228,7 +228,6 @@ def pages_bench(
     bootstrap: str, broker_pid: int | None, warc: Path, workers: int, rounds: int, state: Path
 ) -> list[list[str]]:
     from newswire.connectors.warc_reader import ScanStats, read_body
-
     from newswire.replay import build_index
 
     index = build_index([warc], ScanStats())

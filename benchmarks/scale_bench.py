@@ -32,11 +32,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from newswire.config import Settings, settings_to_params  # noqa: E402
-from newswire.devbroker import DevBroker  # noqa: E402
-
-from tests.support.feed_farm import start_feed_farm, write_taxonomy  # noqa: E402
-from tests.support.postgres import PostgresUnavailable, create_database, running_postgres  # noqa: E402
+from newswire.config import Settings, settings_to_params
+from newswire.devbroker import DevBroker
+from tests.support.feed_farm import start_feed_farm, write_taxonomy
+from tests.support.postgres import PostgresUnavailable, create_database, running_postgres
 
 HOSTS = tuple(f"127.0.0.{i}" for i in range(2, 10))
 

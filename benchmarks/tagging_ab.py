@@ -21,10 +21,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from newswire.processors import tagging as current
 from rich.console import Console
 from rich.table import Table
 from tagging_bench import corpus_articles, synthetic_articles
+
+from newswire.processors import tagging as current
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,9 +17,10 @@ import statistics
 import time
 from pathlib import Path
 
-from newswire.processors.tagging import Tagger, load_taxonomy
 from rich.console import Console
 from rich.table import Table
+
+from newswire.processors.tagging import Tagger, load_taxonomy
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 2000.0

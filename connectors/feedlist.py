@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
-from newswire.processors.canonical import InvalidURL, canonical_url
 
+from newswire.processors.canonical import InvalidURL, canonical_url
 from newswire.records import FeedSource
 
 __all__ = ["FeedListError", "read_feed_list", "write_opml"]

@@ -18,12 +18,12 @@ ROOT = HERE.parent
 WORK = ROOT / ".demo"
 sys.path.insert(0, str(HERE))
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-from webserver import start_server  # noqa: E402
+from rich.console import Console
+from rich.table import Table
+from webserver import start_server
 
-from newswire.connectors.kafka import KafkaSettings, consume  # noqa: E402
-from newswire.devbroker import DevBroker, DevBrokerError, free_port  # noqa: E402
+from newswire.connectors.kafka import KafkaSettings, consume
+from newswire.devbroker import DevBroker, DevBrokerError, free_port
 
 console = Console(width=max(Console().width, 150))
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from newswire.processors.tag_metrics import bootstrap_f1, f1_of
 from tagging_eval import LABELS, SETS, Label, load_labels
+
+from newswire.processors.tag_metrics import bootstrap_f1, f1_of
 
 TOPICS = ("afghanistan", "russia", "china", "civil-military")
 

@@ -27,9 +27,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from texts import EvalItem, article_items, corpus_root, feed_items, split_of
+
 from newswire.processors.tag_metrics import TopicStats, f1_of, summarise, table_lines, topic_stats
 from newswire.processors.tagging import Tagger, load_taxonomy, reaches
-from texts import EvalItem, article_items, corpus_root, feed_items, split_of
 
 LABELS = Path(__file__).resolve().parent / "labels"
 SETS = {"articles": "articles.jsonl", "feeds": "feed_items.jsonl"}

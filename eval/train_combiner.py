@@ -30,10 +30,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from newswire.processors.tagging import BOW_SCALE, Tagger, bow_tokens, load_taxonomy
-from newswire.processors.taxonomy import COMBINER_FEATURES
 from tagging_eval import LABELS, SETS, Label, Row, load_labels, print_table, stats_for, summarise
 from texts import article_items, corpus_root, feed_items
+
+from newswire.processors.tagging import BOW_SCALE, Tagger, bow_tokens, load_taxonomy
+from newswire.processors.taxonomy import COMBINER_FEATURES
 
 REPO = Path(__file__).resolve().parents[1]
 TAXONOMY_DIR = REPO / "newswire" / "taxonomy"

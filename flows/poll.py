@@ -25,13 +25,13 @@ from newswire.logs import quiet_prefect, route_prefect_logs_to_file
 
 quiet_prefect(default_state_dir() / "prefect")  # before Prefect is imported; the CLI may have set it already
 
-from newswire.connectors.feedlist import read_feed_list
-from newswire.connectors.kafka import BrokerUnavailable
-from newswire.connectors.state import StateError
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from newswire.connectors.feedlist import read_feed_list
+from newswire.connectors.kafka import BrokerUnavailable
+from newswire.connectors.state import StateError
 from newswire.contract import utc_now
 from newswire.live import run_once
 from newswire.pipeline import RunSummary

@@ -23,7 +23,6 @@ import trafilatura
 from htmldate import find_date
 from lxml import etree
 from lxml import html as lxml_html
-from newswire.processors import extract_task, trafilatura_speedups
 from trafilatura.metadata import (
     META_URL,
     examine_meta,
@@ -35,6 +34,7 @@ from trafilatura.metadata import (
 from trafilatura.utils import load_html
 
 from newswire.contract import parse_utc
+from newswire.processors import extract_task, trafilatura_speedups
 from newswire.records import Extraction
 
 __all__ = [

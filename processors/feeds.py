@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
+
 from newswire.processors.feedcommon import FeedParseError, absolute_http_link, dedupe
 from newswire.processors.html_text import collapse, html_to_text, plain_to_text
 from newswire.processors.jsonfeed import looks_like_json, parse_json_feed
 from newswire.processors.xmlguard import EntityExpansionError, check_entity_expansion
-
 from newswire.records import Entry, ParsedFeed
 
 __all__ = ["FeedParseError", "parse_feed"]

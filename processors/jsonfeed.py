@@ -9,7 +9,6 @@ from typing import Any
 
 from newswire.processors.feedcommon import FeedParseError, absolute_http_link, as_utc, dedupe
 from newswire.processors.html_text import collapse, html_to_text, plain_to_text
-
 from newswire.records import Entry, ParsedFeed
 
 __all__ = ["looks_like_json", "parse_json_feed"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from newswire.processors.canonical import hash_normalised, normalise_text
-
 from newswire.contract import ArticleMessage, FeedRef, Pipeline, Topic, utc_iso
+from newswire.processors.canonical import hash_normalised, normalise_text
 from newswire.records import Entry, Extraction, FeedSource, TopicTag
 
 

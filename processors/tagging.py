@@ -37,9 +37,9 @@ from operator import itemgetter
 from typing import NamedTuple
 
 import ahocorasick_rs
+
 from newswire.processors.embeddings import Embeddings, embedding_text, resolve
 from newswire.processors.taxonomy import Taxonomy, TaxonomyError, load_taxonomy, normalise_text
-
 from newswire.records import TopicTag
 
 __all__ = [

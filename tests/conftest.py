@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from newswire.connectors.kafka import KafkaSettings, Received, consume
 
 from demo.webserver import RunningServer, start_server
+from newswire.connectors.kafka import KafkaSettings, Received, consume
 from newswire.devbroker import DevBroker, TansuNotFound, find_tansu
 from tests.integration.pipeline_support import SAMPLE, write_sample_feeds
 

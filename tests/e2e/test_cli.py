@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from newswire.connectors.kafka import KafkaSettings
 
+from newswire.connectors.kafka import KafkaSettings
 from newswire.devbroker import free_port
 from tests.integration.pipeline_support import SAMPLE
 

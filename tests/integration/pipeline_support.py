@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from newswire.connectors.kafka import KafkaSettings, Received
 
 from demo.webserver import RunningServer
 from newswire.config import Settings
+from newswire.connectors.kafka import KafkaSettings, Received
 from newswire.contract import load_schema
 
 ROOT = Path(__file__).resolve().parents[2]

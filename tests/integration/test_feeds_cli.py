@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from demo.webserver import RunningServer
 from newswire.connectors.feedlist import read_feed_list
 from newswire.connectors.kafka import KafkaSettings
 from newswire.connectors.state import StateStore
-
-from demo.webserver import RunningServer
 from newswire.live import run_once
 from newswire.records import FeedSource
 from tests.integration.pipeline_support import pipeline_settings

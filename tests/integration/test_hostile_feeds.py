@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from newswire.connectors.kafka import KafkaSettings, Received
 from newswire.connectors.state import StateStore
-from newswire.processors.canonical import canonical_url
-
 from newswire.live import run_once
+from newswire.processors.canonical import canonical_url
 from tests.integration.pipeline_support import EXPECTED, decoded, schema_errors
 from tests.support.hostile_mix import RETRY_AFTER_S, HostileWeb, hostile_settings, hostile_web
 

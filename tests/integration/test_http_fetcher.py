@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 import brotli
 import pytest
+
 from newswire.connectors.http import ACCEPT, Fetcher, FetchKind, FetchSettings
 from newswire.connectors.netguard import NetGuard, Resolver, UnknownHost, address_problem
-
 from newswire.records import FetchResult
 from tests.support.hostile_server import (
     ActiveCounter,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
+
 from newswire.connectors.kafka import (
     BrokerUnavailable,
     KafkaConfigError,
@@ -24,7 +25,6 @@ from newswire.connectors.kafka import (
     Received,
     consume,
 )
-
 from newswire.devbroker import ENV_BINARY, DevBroker, accepts_connections, free_port, metadata_ok
 
 pytestmark = pytest.mark.integration

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from newswire.connectors.kafka import KafkaSettings, Received
-from newswire.processors.canonical import article_id
 
 from demo.webserver import start_server
+from newswire.connectors.kafka import KafkaSettings, Received
 from newswire.live import run_once
+from newswire.processors.canonical import article_id
 from newswire.records import FeedSource
 from tests.integration.pipeline_support import decoded, pipeline_settings, schema_errors
 from tests.support.corpus_web import require_corpus, start_corpus_web

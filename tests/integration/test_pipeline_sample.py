@@ -7,14 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from demo.webserver import RunningServer, start_server
 from newswire.connectors.feedlist import read_feed_list
 from newswire.connectors.kafka import BrokerUnavailable, KafkaSettings, Received
 from newswire.connectors.state import StateStore
-from newswire.processors.canonical import article_id, canonical_url
-
-from demo.webserver import RunningServer, start_server
 from newswire.devbroker import DevBroker
 from newswire.live import run_once
+from newswire.processors.canonical import article_id, canonical_url
 from tests.integration.pipeline_support import (
     EXPECTED,
     SAMPLE,

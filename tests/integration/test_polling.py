@@ -9,11 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
+from demo.webserver import RunningServer
 from newswire.connectors.http import Fetcher, FetchSettings
 from newswire.connectors.kafka import KafkaSettings, Received
 from newswire.connectors.state import StateStore
-
-from demo.webserver import RunningServer
 from newswire.live import run_once
 from newswire.polling import Poller, interleave_by_host, poll_feeds
 from newswire.records import FeedSource

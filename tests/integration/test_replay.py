@@ -12,18 +12,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from newswire.connectors.feedlist import read_feed_list
-from newswire.connectors.kafka import KafkaSettings, Received
-from newswire.connectors.state import StateStore
-from newswire.connectors.warc_reader import ScanStats, scan
-from newswire.connectors.warc_writer import WarcArchive
-from newswire.processors.canonical import article_id, canonical_url
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from demo.webserver import Route, RunningServer, start_server
 from newswire.config import Settings
+from newswire.connectors.feedlist import read_feed_list
+from newswire.connectors.kafka import KafkaSettings, Received
+from newswire.connectors.state import StateStore
+from newswire.connectors.warc_reader import ScanStats, scan
+from newswire.connectors.warc_writer import WarcArchive
 from newswire.live import run_once
+from newswire.processors.canonical import article_id, canonical_url
 from newswire.records import FetchResult, PublishedRow
 from newswire.replay import ReplayError, replay
 from tests.integration.pipeline_support import decoded, pipeline_settings, schema_errors, write_sample_feeds

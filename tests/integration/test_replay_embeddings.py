@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from newswire.connectors.kafka import KafkaSettings, Received
 from newswire.processors.tagging import Tagger, load_taxonomy
-
 from newswire.replay import replay
 from tests.integration.pipeline_support import decoded, schema_errors
 from tests.integration.test_replay import D1, FEED_X, our_warc, replay_settings, rss

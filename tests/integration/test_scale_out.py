@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from newswire.config import settings_to_params
 from newswire.connectors.kafka import KafkaSettings, Received
 from newswire.connectors.state import StateStore
 from newswire.processors.canonical import article_id, canonical_url
-
-from newswire.config import settings_to_params
 from tests.integration.pipeline_support import pipeline_settings
 from tests.support.feed_farm import FeedFarm, start_feed_farm, write_taxonomy
 

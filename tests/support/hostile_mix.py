@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from newswire.connectors.http import Fetcher, FetchSettings
-from newswire.connectors.netguard import UnknownHost
-
 from demo.webserver import RunningServer, start_server
 from newswire.config import Settings
+from newswire.connectors.http import Fetcher, FetchSettings
+from newswire.connectors.netguard import UnknownHost
 from newswire.records import FeedSource
 from tests.support.corpus_web import corpus_dir
 from tests.support.hostile_server import (

@@ -15,9 +15,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from newswire.connectors.feedlist import read_feed_list
-
 from newswire.config import settings_from_params
+from newswire.connectors.feedlist import read_feed_list
 from newswire.live import run_leased
 from newswire.metrics import serve_metrics
 

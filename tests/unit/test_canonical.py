@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
 from newswire.processors.canonical import (
     TRACKING_PARAMS,
     InvalidURL,

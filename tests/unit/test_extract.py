@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from multiprocessing import get_context
 
 import pytest
+
 from newswire.processors.extract import (
     EXTRACTOR,
     declared_charset,
@@ -15,7 +16,6 @@ from newswire.processors.extract import (
     extract_article,
     page_language,
 )
-
 from newswire.records import Extraction
 
 URL = "https://news.example/world/2026/03/talks"

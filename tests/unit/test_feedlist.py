@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from newswire.connectors.feedlist import FeedListError, read_feed_list, write_opml
 
+from newswire.connectors.feedlist import FeedListError, read_feed_list, write_opml
 from newswire.records import FeedSource
 
 OPML = """<?xml version="1.0" encoding="UTF-8"?>

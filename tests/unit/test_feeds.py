@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from newswire.processors.feeds import FeedParseError, parse_feed
 from newswire.processors.html_text import html_to_text
-
 from newswire.records import ParsedFeed
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
-from newswire.processors.tag_metrics import bootstrap_f1, f1_of, topic_stats, wilson
-from newswire.processors.tagging import Tagger, load_taxonomy
 
 from newswire.labelled import LabelsError, evaluate, load_labelled
+from newswire.processors.tag_metrics import bootstrap_f1, f1_of, topic_stats, wilson
+from newswire.processors.tagging import Tagger, load_taxonomy
 
 SLUGS = ["afghanistan", "china", "civil-military", "russia"]
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from newswire.connectors.state import _MIGRATIONS, StateStore, migration_sql
-
 from newswire.records import FeedState
 
 NOW = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)

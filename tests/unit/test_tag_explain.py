@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from newswire.explain import explanation_json, explanation_lines, split_title, taxonomy_lines
 from newswire.processors.tagging import Tagger, load_taxonomy
 from newswire.processors.taxonomy import load_taxonomy_text
-
-from newswire.explain import explanation_json, explanation_lines, split_title, taxonomy_lines
 
 TAXONOMY = """
 topics:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from newswire.processors.tagging import Tagger, TaxonomyError, load_taxonomy
 from newswire.processors.taxonomy import load_taxonomy_text
-
 from newswire.records import TopicTag
 
 

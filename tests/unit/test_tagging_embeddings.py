@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+
 from newswire.processors import embeddings as emb
 from newswire.processors.embeddings import EmbeddingError, Embeddings, load_combiners, parse_combiner
 from newswire.processors.tagging import Tagger, load_taxonomy

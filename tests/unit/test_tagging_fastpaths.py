@@ -8,6 +8,7 @@ import random
 import re
 
 import pytest
+
 from newswire.processors import tagging as T
 
 

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from lxml import etree
 from lxml import html as lxml_html
-from newswire.processors import trafilatura_speedups as speedups
-from newswire.processors.extract import decode_html, extract_article
 from trafilatura import xpaths
 from trafilatura.htmlprocessing import convert_tags, tree_cleaning
 from trafilatura.settings import Extractor
 from trafilatura.utils import load_html
 
+from newswire.processors import trafilatura_speedups as speedups
+from newswire.processors.extract import decode_html, extract_article
 from tests.support.corpus_web import corpus_dir
 
 SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample" / "articles"

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from warcio.archiveiterator import ArchiveIterator
+
 from newswire.connectors.warc_writer import (
     KIND_HEADER,
     WarcArchive,
     complete_prefix_length,
     recover_open_files,
 )
-from warcio.archiveiterator import ArchiveIterator
-
 from newswire.records import FetchResult
 
 WHEN = datetime(2021, 8, 30, 12, 0, 5, tzinfo=UTC)
