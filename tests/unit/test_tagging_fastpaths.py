@@ -55,7 +55,7 @@ def test_lone_surrogates_neither_fail_nor_shift_offsets(text: str) -> None:
 def _windows() -> list[str]:
     rng = random.Random(20261206)
     alphabet = list("ab Ac,.'-\t\n、，和与中国俄罗斯 ") + [
-        " and ", " or ", " или ", " и ", " e ", " o ", " y ", "\u00a0", "Ü", "The ", " the ", "İ", "\u3000"
+        " and ", " or ", " или ", " и ", " e ", " o ", " y ", "\u00a0", "Ü", "The ", " the ", "İ", "\u3000", " l'", " la "
     ]
     return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))) for _ in range(20000)]
 
@@ -80,6 +80,23 @@ def test_enumerations_still_count_a_quarter_in_chinese_and_english() -> None:
     start = english.index("China")
     assert T._in_list(english, start, start + 5)
     assert not T._in_list("China said on Monday.", 0, 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "listed"),
+    [
+        ("Duels entre la Chine, la Russie, le Japon et le Brésil.", "Russie", True),
+        ("Duels entre la Chine, la Russie, le Japon et le Brésil.", "Chine", True),
+        ("avec la France, l'Inde et la Chine.", "Chine", True),
+        ("Streit zwischen der EU, den USA und China", "China", True),
+        ("de Estados Unidos, de la China y de Rusia", "China", True),
+        ("La Chine a dit lundi que la Russie", "Chine", False),
+        ("Pékin et la Russie renforcent leurs liens.", "Russie", False),
+    ],
+)
+def test_enumerations_with_articles(text: str, name: str, listed: bool) -> None:
+    start = text.index(name)
+    assert T._in_list(text, start, start + len(name)) is listed
 
 
 @pytest.mark.parametrize(
