@@ -380,16 +380,18 @@ class StateStore:
             due = sa.and_(due, sa.or_(c.last_poll_at.is_(None), c.last_poll_at < _iso(polled_before)))
         order = {url: i for i, url in enumerate(dict.fromkeys(urls))}
         taken: dict[str, FeedState | None] = {}
+        locking = self.dialect == "postgresql"
         with self._tx() as conn:
             for chunk in _chunks(list(order)):
                 remaining = None if limit is None else limit - len(taken)
                 if remaining is not None and remaining <= 0:
                     break
-                query = sa.select(*_feed_columns()).where(c.url.in_(chunk), due)
-                if self.dialect == "postgresql":
-                    query = query.with_for_update(skip_locked=True)
-                rows = sorted((_feed_from_row(r._mapping) for r in conn.execute(query)), key=lambda s: order[s.url])
-                rows = rows[:remaining] if remaining is not None else rows
+                if not locking:
+                    query = sa.select(*_feed_columns()).where(c.url.in_(chunk), due)
+                    rows = sorted((_feed_from_row(r._mapping) for r in conn.execute(query)), key=lambda s: order[s.url])
+                    rows = rows[:remaining] if remaining is not None else rows
+                else:
+                    rows = self._lock_due(conn, due, chunk, order, remaining)
                 if not rows:
                     continue
                 conn.execute(
@@ -398,6 +400,29 @@ class StateStore:
                 for state in rows:
                     taken[state.url] = state if state.last_poll_at is not None else None
         return dict(sorted(taken.items(), key=lambda kv: order[kv[0]]))
+
+    @staticmethod
+    def _lock_due(
+        conn: Connection, due: sa.ColumnElement[bool], chunk: Sequence[str], order: dict[str, int], limit: int | None
+    ) -> list[FeedState]:
+        """PostgreSQL: lock (``FOR UPDATE SKIP LOCKED``) up to ``limit`` due rows of ``chunk`` in list order,
+        and only those. Locking every due row of the chunk and keeping the first ones would hide the
+        rest from a worker leasing at the same moment (it skips them all, leases nothing, and ends its
+        run), so the candidates are read without a lock and locked a batch at a time; the lock query
+        checks each row's due condition again."""
+        url = _feeds.c.url
+        candidates = sorted(conn.execute(sa.select(url).where(url.in_(chunk), due)).scalars(), key=order.__getitem__)
+        taken: list[FeedState] = []
+        start = 0
+        while start < len(candidates) and (limit is None or len(taken) < limit):
+            size = len(candidates) - start if limit is None else limit - len(taken)
+            batch = candidates[start : start + size]
+            start += len(batch)
+            locked = conn.execute(
+                sa.select(*_feed_columns()).where(url.in_(batch), due).with_for_update(skip_locked=True)
+            )
+            taken.extend(_feed_from_row(r._mapping) for r in locked)
+        return sorted(taken, key=lambda s: order[s.url])
 
     def renew(self, owner: str, now: datetime, lease_for: timedelta) -> None:
         """Extend this worker's feed leases and article claims: a live worker keeps them however long
