@@ -307,6 +307,8 @@ def _parse_url(url: str) -> httpx.URL:
         raise _Failure("bad-scheme", f"only http and https are fetched, {what} ({url[:200]})", url=url)
     if not parsed.host:
         raise _Failure("bad-url", f"URL has no host: {url[:200]}", url=url)
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise _Failure("bad-url", f"URL port {parsed.port} is not in 1-65535: {url[:200]}", url=url)
     return parsed
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any, Self, TypeVar
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kerrors
 from kafka.admin import NewTopic
+from kafka.structs import OffsetAndMetadata
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +165,97 @@ def _unreachable(settings: KafkaSettings, why: str = "") -> BrokerUnavailable:
 
 
 def _describe(exc: BaseException) -> str:
+    name = type(exc).__name__
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"[:300]
+    # kafka-python's errors already start with their class name ("KafkaTimeoutError: Unable to...").
+    if text == name:
+        text = ""
+    elif text.startswith(name + ": "):
+        text = text[len(name) + 2 :]
+    return (f"{name}: {text}" if text else name)[:300]
+
+
+# Beyond the bootstrap timeout, a margin for kafka-python to raise its own (more precise) error first.
+_CONSTRUCT_MARGIN_S = 1.0
+
+
+def _close_quietly(client: object) -> None:
+    close = getattr(client, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
+
+
+class _ConstructTimeout(Exception):
+    """A kafka-python client constructor did not return in time."""
+
+
+def _build_with_deadline(cls: Callable[..., _Client], config: dict[str, Any], deadline_s: float) -> _Client:
+    """``cls(**config)``, run in a daemon thread; _ConstructTimeout when it takes over ``deadline_s``.
+
+    kafka-python 3.0 does not apply its bootstrap timeout to a TLS handshake: against a broker that
+    does not speak TLS (``security_protocol=SSL`` on a plaintext listener) the constructor blocks for
+    ever. A daemon thread (not an executor, whose workers are joined at exit) is left behind instead;
+    should it finish after all, the client it built is closed.
+    """
+    lock = threading.Lock()
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def build() -> None:
+        try:
+            client = cls(**config)
+        except BaseException as exc:  # noqa: BLE001 -- re-raised in the waiting thread
+            with lock:
+                outcome["error"] = exc
+        else:
+            with lock:
+                late = outcome.get("abandoned", False)
+                if not late:
+                    outcome["client"] = client
+            if late:
+                _close_quietly(client)
+        finally:
+            done.set()
+
+    name = f"newswire-{getattr(cls, '__name__', 'kafka')}-init"
+    threading.Thread(target=build, name=name, daemon=True).start()
+    try:
+        done.wait(deadline_s)
+    finally:
+        with lock:
+            if "client" not in outcome and "error" not in outcome:
+                outcome["abandoned"] = True
+    if "error" in outcome:
+        raise outcome["error"]
+    if "client" in outcome:
+        return outcome["client"]  # type: ignore[no-any-return]
+    raise _ConstructTimeout(f"no bootstrap within {deadline_s:g} s")
+
+
+def _construct_deadline_s(config: dict[str, Any], settings: KafkaSettings) -> float:
+    try:
+        bootstrap_ms = float(config.get("bootstrap_timeout_ms") or settings.request_timeout_ms)
+    except (TypeError, ValueError):
+        bootstrap_ms = float(settings.request_timeout_ms)
+    return max(0.0, bootstrap_ms) / 1000 + _CONSTRUCT_MARGIN_S
 
 
 def _construct(cls: Callable[..., _Client], config: dict[str, Any], settings: KafkaSettings) -> _Client:
-    """A kafka-python client; its connection and configuration failures as our one-line errors."""
+    """A kafka-python client; its connection and configuration failures as our one-line errors.
+
+    Bounded in time: a client that has not bootstrapped shortly after its bootstrap timeout (a TLS
+    handshake the broker never answers) is reported as an unreachable broker.
+    """
+    deadline_s = _construct_deadline_s(config, settings)
     try:
-        return cls(**config)
+        return _build_with_deadline(cls, config, deadline_s)
+    except _ConstructTimeout:
+        protocol = config.get("security_protocol", "PLAINTEXT")
+        raise _unreachable(
+            settings,
+            f"no Kafka handshake within {deadline_s:g} s (does it speak security_protocol {protocol}?)",
+        ) from None
     except (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError, kerrors.MetadataEmptyBrokerList) as exc:
         raise _unreachable(settings, _describe(exc)) from None
     except (kerrors.KafkaConfigurationError, ValueError, TypeError) as exc:
@@ -461,8 +546,10 @@ def consume(
     Without ``group`` every partition is assigned directly (no join, no commits): ``from_beginning``
     starts at the earliest offset, else at the end as it is when the partitions are assigned; a
     topic that does not exist yet is picked up, from its start, once it appears. With ``group`` the
-    consumer joins that group and commits what it consumed; committed offsets win, and
-    ``from_beginning`` only decides where a group without them starts (earliest or latest). The
+    consumer joins that group and commits, per partition, one past the last message yielded (before
+    each further poll and when the iteration ends, also when the caller stops early): a fetched
+    message that was never yielded is read again by the group's next consumer. Committed offsets
+    win, and ``from_beginning`` only decides where a group without them starts (earliest or latest). The
     idle clock starts once partitions are assigned, so a slow group join does not eat it; a join
     that has not finished after 30 s (plus ``timeout_s``) ends the iteration.
     """
@@ -477,7 +564,9 @@ def consume(
     if group is not None:
         config.update(
             group_id=group,
-            enable_auto_commit=True,
+            # Auto-commit (and close's autocommit) would commit the position, which is past every
+            # record fetched, yielded or not: _GroupOffsets commits what was handed out instead.
+            enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
         )
     else:
@@ -485,16 +574,52 @@ def consume(
     if not broker_reachable(settings):
         raise _unreachable(settings, "no bootstrap server accepts connections")
     consumer = _construct(KafkaConsumer, config, settings)
+    offsets: _GroupOffsets | None = None
     try:
         if group is not None:
+            offsets = _GroupOffsets(consumer, group, settings.request_timeout_ms)
             consumer.subscribe(topics)
-            yield from _poll_loop(consumer, None, timeout_s, max_messages)
+            yield from _poll_loop(consumer, None, timeout_s, max_messages, offsets)
         else:
             manual = _ManualAssignment(consumer, topics)
             manual.refresh(at_beginning=from_beginning)
-            yield from _poll_loop(consumer, manual, timeout_s, max_messages)
+            yield from _poll_loop(consumer, manual, timeout_s, max_messages, None)
     finally:
-        consumer.close(autocommit=group is not None)
+        try:
+            if offsets is not None:
+                offsets.commit()
+        finally:
+            consumer.close(autocommit=False)
+
+
+class _GroupOffsets:
+    """Per partition, one past the last record handed to the caller; committed explicitly."""
+
+    def __init__(self, consumer: KafkaConsumer, group: str, timeout_ms: int) -> None:
+        self.consumer = consumer
+        self.group = group
+        self.timeout_ms = timeout_ms
+        self.pending: dict[TopicPartition, OffsetAndMetadata] = {}
+
+    def handed_out(self, topic: str, partition: int, offset: int, leader_epoch: int) -> None:
+        self.pending[TopicPartition(topic, partition)] = OffsetAndMetadata(offset + 1, "", leader_epoch)
+
+    def commit(self) -> None:
+        if not self.pending:
+            return
+        # A partition taken away by a rebalance is another member's now: committing it could fail
+        # the whole request (its records may be read twice, never lost).
+        owned = self.consumer.assignment()
+        self.pending = {tp: meta for tp, meta in self.pending.items() if tp in owned}
+        if not self.pending:
+            return
+        try:
+            self.consumer.commit(dict(self.pending), timeout_ms=self.timeout_ms)
+        except kerrors.KafkaError as exc:
+            # Kept for the next attempt; a group that never gets them reads those records again.
+            log.warning("kafka: could not commit the offsets of group %s: %s", self.group, _describe(exc))
+            return
+        self.pending.clear()
 
 
 class _ManualAssignment:
@@ -537,6 +662,7 @@ def _poll_loop(
     manual: _ManualAssignment | None,
     timeout_s: float | None,
     max_messages: int | None,
+    offsets: _GroupOffsets | None,
 ) -> Iterator[Received]:
     started = time.monotonic()
     idle_since: float | None = started if manual is not None else None
@@ -554,10 +680,15 @@ def _poll_loop(
                 return
         if manual is not None:
             manual.poll_missing()
+        if offsets is not None:
+            offsets.commit()  # the caller is done with everything yielded so far
         wait_s = 0.2 if timeout_s is None else min(0.2, max(0.01, timeout_s))
         batches = consumer.poll(timeout_ms=int(wait_s * 1000))
         for records in batches.values():
             for record in records:
+                if offsets is not None:
+                    # Recorded before the yield: a caller that stops at this record has received it.
+                    offsets.handed_out(record.topic, record.partition, record.offset, record.leader_epoch)
                 yield Received(
                     topic=record.topic,
                     partition=record.partition,

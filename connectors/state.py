@@ -133,6 +133,10 @@ class StateError(RuntimeError):
     """The state store cannot be opened or used (one-line message)."""
 
 
+class StateConfigError(StateError):
+    """A state URL or directory that cannot name a state store (bad input, not an unreachable store)."""
+
+
 _FEED_FIELDS = [item.name for item in fields(FeedState)]
 _meta = sa.MetaData()
 _feeds = sa.Table(
@@ -167,13 +171,16 @@ def _engine(url: str) -> Engine:
     try:
         parsed = sa.engine.make_url(url)
     except ArgumentError:
-        raise StateError(f"state URL {url!r}: expected postgresql://... or sqlite:///path") from None
+        raise StateConfigError(f"state URL {url!r}: expected postgresql://... or sqlite:///path") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
-            raise StateError(f"state URL {url!r}: name a file, sqlite:///path/to/state.db")
+            raise StateConfigError(f"state URL {url!r}: name a file, sqlite:///path/to/state.db")
         try:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            parent = Path(parsed.database).parent
+            if parent.exists() and not parent.is_dir():
+                raise StateConfigError(f"cannot open state store {parsed.database}: {parent} is not a directory")
+            parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StateError(f"cannot open state store {parsed.database}: {exc.strerror or exc}") from None
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -198,8 +205,8 @@ def _engine(url: str) -> Engine:
         try:
             return sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
         except NoSuchModuleError as exc:
-            raise StateError(f"state URL {url!r}: {exc}") from None
-    raise StateError(f"state URL {url!r}: only postgresql:// and sqlite:/// are supported")
+            raise StateConfigError(f"state URL {url!r}: {exc}") from None
+    raise StateConfigError(f"state URL {url!r}: only postgresql:// and sqlite:/// are supported")
 
 
 class StateStore:

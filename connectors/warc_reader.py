@@ -96,6 +96,22 @@ class ScanStats:
         log.warning("warc malformed record skipped file=%s offset=%d reason=%s", path, offset, reason)
 
 
+def _check_warc(path: Path) -> None:
+    """A file named on the command line must start as a WARC does (a record header, gzipped or not):
+    a wrong file is the user's mistake, not a WARC with a malformed record to skip."""
+    try:
+        with path.open("rb") as f:
+            start = f.read(64)
+            if start.startswith(_GZIP_MAGIC):
+                start = zlib.decompressobj(wbits=31).decompress(start + f.read(4096), 5)
+    except OSError as exc:
+        raise WarcReadError(f"{path}: {exc.strerror or exc}") from None
+    except zlib.error:
+        raise WarcReadError(f"{path}: not a WARC file (a broken gzip stream)") from None
+    if not start.startswith(b"WARC/"):
+        raise WarcReadError(f"{path}: not a WARC file" + (" (empty)" if not start else ""))
+
+
 def warc_files(paths: Iterable[Path]) -> list[Path]:
     """The WARC files named by ``paths`` (files, or directories searched recursively), sorted by
     path within each directory. Raises WarcReadError for a path that does not exist or holds none."""
@@ -110,6 +126,7 @@ def warc_files(paths: Iterable[Path]) -> list[Path]:
                 raise WarcReadError(f"{path}: no WARC files (*.warc, *.warc.gz) in this directory")
             found.extend(inside)
         elif path.is_file():
+            _check_warc(path)
             found.append(path)
         else:
             raise WarcReadError(f"{path}: no such file or directory")

@@ -17,7 +17,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from newswire import __version__
-from newswire.config import ConfigError, Settings, default_state_dir, parse_kafka_options
+from newswire.config import ConfigError, Settings, default_state_dir, parse_kafka_options, schedule_from_env
 from newswire.logs import FILE_ONLY, setup_logging
 
 log = logging.getLogger("newswire")
@@ -35,6 +35,7 @@ app.add_typer(feeds_app, name="feeds")
 EXIT_USER = 2  # bad input or options
 EXIT_UNAVAILABLE = 3  # broker/state unreachable, run not completed
 EXIT_INTERNAL = 70
+MAX_INTERVAL_MINUTES = 10 * 365 * 24 * 60  # ten years: beyond, a date overflows
 
 
 class UserError(Exception):
@@ -100,7 +101,11 @@ ReplicationOpt = Annotated[
 MetricsPortOpt = Annotated[
     int | None,
     typer.Option(
-        "--metrics-port", envvar="NEWSWIRE_METRICS_PORT", help="Serve Prometheus metrics on this port (/metrics)."
+        "--metrics-port",
+        envvar="NEWSWIRE_METRICS_PORT",
+        min=0,
+        max=65535,
+        help="Serve Prometheus metrics on this port (/metrics).",
     ),
 ]
 MetricsAddrOpt = Annotated[
@@ -119,8 +124,6 @@ def _settings(**values: Any) -> Settings:
     state_dir = values.pop("state_dir") or default_state_dir()
     kafka = parse_kafka_options(values.pop("kafka_options") or [])
     hosts = _split_hosts(values.pop("allow_hosts"))
-    from newswire.config import schedule_from_env
-
     values = {**schedule_from_env(), **values}  # fetch limits and schedule knobs: NEWSWIRE_* (docs/fetching.md)
     return Settings(state_dir=state_dir, kafka_options=kafka, allow_hosts=hosts, **values)
 
@@ -204,10 +207,10 @@ def run(
     ] = 600.0,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Poll the feeds in FILE, publish every new article, commit."""
+    """Poll the feeds of the --feeds list, publish every new article, commit."""
     _start(verbose, state_dir)
-    if interval <= 0:
-        raise UserError("--interval must be a positive number of minutes")
+    if not 0 < interval <= MAX_INTERVAL_MINUTES:  # also NaN and inf
+        raise UserError(f"--interval must be a positive number of minutes, at most {MAX_INTERVAL_MINUTES:,}")
     settings = _settings(
         bootstrap_servers=bootstrap_servers,
         topic_prefix=topic_prefix,
@@ -307,7 +310,7 @@ def db_upgrade(state_dir: StateDirOpt = None, state_url: StateUrlOpt = None, ver
 
 metrics_app = typer.Typer(help="Prometheus metrics.", no_args_is_help=True)
 app.add_typer(metrics_app, name="metrics")
-taxonomy_app = typer.Typer(help="Check or copy a topic taxonomy.", no_args_is_help=True)
+taxonomy_app = typer.Typer(help="Check, copy or evaluate a topic taxonomy.", no_args_is_help=True)
 app.add_typer(taxonomy_app, name="taxonomy")
 
 
@@ -387,7 +390,10 @@ def replay(
         list[str] | None, typer.Option("--feed", help="Only this feed's documents and the pages they link (repeatable).")
     ] = None,
     skip_published: Annotated[
-        bool, typer.Option("--skip-published", help="Skip articles the live state (--state-dir) already published.")
+        bool,
+        typer.Option(
+            "--skip-published", help="Skip articles the live state (--state-url or --state-dir) already published."
+        ),
     ] = False,
     workers: Annotated[
         int, typer.Option("--workers", envvar="NEWSWIRE_WORKERS", help="Extraction processes (0: one per core).")
@@ -395,6 +401,7 @@ def replay(
     bootstrap_servers: BootstrapOpt = "127.0.0.1:9092",
     topic_prefix: PrefixOpt = "news",
     state_dir: StateDirOpt = None,
+    state_url: StateUrlOpt = None,
     taxonomy: TaxonomyOpt = None,
     kafka_option: KafkaOpt = None,
     verbose: VerboseOpt = 0,
@@ -414,6 +421,7 @@ def replay(
         bootstrap_servers=bootstrap_servers,
         topic_prefix=topic_prefix,
         state_dir=state_dir,
+        state_url=state_url,
         allow_hosts=None,
         taxonomy=taxonomy,
         kafka_options=kafka_option,
@@ -485,9 +493,9 @@ def tail(
     topic: Annotated[str, typer.Argument(help="A topic slug (china), 'articles', 'deadletter', or a full topic name.")],
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest message.")] = False,
     group: Annotated[str | None, typer.Option("--group", help="Join this consumer group.")] = None,
-    max_messages: Annotated[int | None, typer.Option("--max", help="Stop after N messages.")] = None,
+    max_messages: Annotated[int | None, typer.Option("--max", min=1, help="Stop after N messages.")] = None,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", help="Stop after N seconds without a message.")
+        float | None, typer.Option("--timeout", min=0.0, help="Stop after N seconds without a message.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print each message as one JSON line.")] = False,
     bootstrap_servers: BootstrapOpt = "127.0.0.1:9092",
@@ -576,7 +584,7 @@ def feeds_status(
             known = store.feeds_for(f.url for f in listed)
             states = [known.get(f.url) or FeedState(url=f.url, title=f.title) for f in listed]
     now = datetime.now(UTC)
-    schedule = schedule_settings(Settings())
+    schedule = schedule_settings(Settings(**schedule_from_env()))
     rows: list[dict[str, Any]] = []
     for f in states:
         rate = entries_per_day(
@@ -664,7 +672,7 @@ def feeds_import(
 ) -> None:
     """Add the feeds of an OPML file to the feed list (kept in its own format: OPML or plain text)."""
     _start(verbose, None)
-    from newswire.connectors.feedlist import read_feed_list, write_opml
+    from newswire.connectors.feedlist import append_opml, append_plain, read_feed_list, write_opml
     from newswire.processors.canonical import canonical_url
 
     incoming = read_feed_list(source)
@@ -672,15 +680,13 @@ def feeds_import(
     have = {canonical_url(f.url) for f in current}
     added = [f for f in incoming if canonical_url(f.url) not in have]
     if added:
-        if _is_opml(feeds):
-            write_opml(current + added, feeds)
+        # The list keeps its format and its content: new feeds are appended, nothing is rewritten.
+        if not _is_opml(feeds):
+            added = append_plain(added, feeds)
+        elif current:
+            added = append_opml(added, feeds)
         else:
-            text = feeds.read_text("utf-8") if feeds.exists() else ""
-            lines = "".join(f"{f.url}\n" for f in added)
-            try:
-                feeds.write_text(text + ("" if not text or text.endswith("\n") else "\n") + lines, "utf-8")
-            except OSError as exc:
-                raise UserError(f"{feeds}: cannot write feed list: {exc.strerror or exc}") from None
+            write_opml(added, feeds)
     typer.echo(f"imported {len(added)} new feeds into {feeds} ({len(incoming) - len(added)} already listed, "
                f"{len(current) + len(added)} in all)")
 
@@ -746,7 +752,7 @@ def feeds_discover(
         raise UserError(f"not an http(s) URL: {url!r}")
     if probes < 1:
         raise UserError("--probes must be at least 1")
-    settings = Settings(allow_hosts=_split_hosts(allow_host))
+    settings = Settings(allow_hosts=_split_hosts(allow_host), **schedule_from_env())
 
     async def go() -> Any:
         async with Fetcher(fetch_settings(settings)) as fetcher:
@@ -982,6 +988,7 @@ _USER_ERRORS = (
     ("newswire.processors.embeddings", "EmbeddingError"),
     ("newswire.labelled", "LabelsError"),
     ("newswire.connectors.kafka", "KafkaConfigError"),
+    ("newswire.connectors.state", "StateConfigError"),  # before StateError, of which it is one
 )
 _UNAVAILABLE_ERRORS = (
     ("newswire.connectors.kafka", "BrokerUnavailable"),

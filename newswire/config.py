@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,25 +69,31 @@ class Settings:
             raise ConfigError(f"--topic-prefix {self.topic_prefix!r}: use letters, digits, '.', '_' or '-'")
         if not self.bootstrap_servers.strip():
             raise ConfigError("--bootstrap-servers is empty")
-        for name in ("connect_timeout", "read_timeout", "total_timeout"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name.replace('_', '-')} must be positive")
-        if self.concurrency < 1 or self.per_host < 1:
-            raise ConfigError("--concurrency and --per-host must be at least 1")
-        for name in ("poll_floor", "poll_ceiling", "rate_window", "backoff_base", "backoff_max", "park_retry",
-                     "retry_after_max", "entries_per_poll"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name.replace('_', '-')} must be positive")
+        for server in (s.strip() for s in self.bootstrap_servers.split(",") if s.strip()):
+            _, sep, port = server.rpartition(":")
+            if sep and not server.endswith("]") and not (port.isdigit() and 0 < int(port) < 65536):
+                raise ConfigError(f"--bootstrap-servers {server!r}: the port must be a number from 1 to 65535")
+        # The fetch and schedule knobs are set by environment variables: errors name the variable.
+        for name in ("connect_timeout", "read_timeout", "total_timeout", "poll_floor", "poll_ceiling",
+                     "rate_window", "backoff_base", "backoff_max", "park_retry", "retry_after_max",
+                     "entries_per_poll"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ConfigError(f"{_knob(name)} must be a positive number, got {getattr(self, name)!r}")
+        for name, least in (("concurrency", 1), ("per_host", 1), ("max_feed_bytes", 1), ("max_page_bytes", 1),
+                            ("max_redirects", 0), ("park_after", 1), ("discovery_probes", 0)):
+            if getattr(self, name) < least:
+                raise ConfigError(f"{_knob(name)} must be at least {least}, got {getattr(self, name)!r}")
         if self.poll_floor > self.poll_ceiling:
-            raise ConfigError(f"poll-floor ({self.poll_floor:g} min) exceeds poll-ceiling ({self.poll_ceiling:g} min)")
+            raise ConfigError(
+                f"{_knob('poll_floor')} ({self.poll_floor:g} min) exceeds {_knob('poll_ceiling')} "
+                f"({self.poll_ceiling:g} min)"
+            )
         if not 0 <= self.poll_jitter < 1:
-            raise ConfigError("poll-jitter must be a fraction in [0, 1)")
-        if self.lease_batch < 0 or not self.lease_seconds > 0:
+            raise ConfigError(f"{_knob('poll_jitter')} must be a fraction in [0, 1)")
+        if self.lease_batch < 0 or not 0 < self.lease_seconds < math.inf:
             raise ConfigError("--lease-batch must be at least 0 and --lease-seconds positive")
         if self.partitions < 1 or self.replication_factor < 1:
             raise ConfigError("--partitions and --replication-factor must be at least 1")
-        if self.park_after < 1 or self.discovery_probes < 0:
-            raise ConfigError("park-after must be at least 1 and discovery-probes at least 0")
 
     @property
     def archive_path(self) -> Path:
@@ -152,6 +159,11 @@ SCHEDULE_ENV: dict[str, tuple[str, type]] = {
     "NEWSWIRE_READ_TIMEOUT": ("read_timeout", float),
     "NEWSWIRE_TOTAL_TIMEOUT": ("total_timeout", float),
 }
+
+
+def _knob(name: str) -> str:
+    """How a user sets a Settings field that has no option: its environment variable."""
+    return next((var for var, (key, _) in SCHEDULE_ENV.items() if key == name), name.replace("_", "-"))
 
 
 def schedule_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:

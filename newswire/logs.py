@@ -1,4 +1,5 @@
-"""Logging: quiet terminal (warnings; -v info; -vv debug), full detail with tracebacks in a log file.
+"""Logging: quiet terminal (warnings; -v info; -vv debug; -vvv the libraries' debug too), full detail
+with tracebacks in a log file.
 
 Lines are ``time level logger message`` with ``key=value`` pairs in the message, so they grep well.
 """
@@ -38,8 +39,14 @@ def setup_logging(verbosity: int, log_file: Path | None) -> None:
     terminal.setFormatter(_OneLine(_FORMAT, "%H:%M:%S"))
     terminal.addFilter(lambda record: not getattr(record, "file_only", False))
     if verbosity < 2:
-        # kafka-python logs every reconnect attempt as an error; newswire reports the outcome itself
-        terminal.addFilter(lambda record: not record.name.startswith(("kafka", "prefect", "uvicorn")))
+        # kafka-python logs every reconnect attempt as an error, and the extraction libraries warn about
+        # pages newswire handles itself ("discarding data: None"); newswire reports the outcome
+        # itself. They stay in the log file.
+        terminal.addFilter(
+            lambda record: not record.name.startswith(
+                ("kafka", "prefect", "uvicorn", "trafilatura", "htmldate", "courlan")
+            )
+        )
     root.addHandler(terminal)
     if log_file is not None:
         try:

@@ -417,11 +417,13 @@ async def _replay(
     with ExitStack() as stack:
         store = None
         if skip_published:
-            if not (settings.state_dir / "state.db").exists():
-                raise ReplayError(f"--skip-published: no state store in {settings.state_dir} (pass --state-dir)")
+            if settings.state_url is None and not (settings.state_dir / "state.db").exists():
+                raise ReplayError(
+                    f"--skip-published: no state store in {settings.state_dir} (pass --state-dir or --state-url)"
+                )
             from newswire.connectors.state import StateStore
 
-            store = stack.enter_context(StateStore.in_dir(settings.state_dir))
+            store = stack.enter_context(StateStore.open(settings.state_dir, settings.state_url))
         # The broker is checked before a long scan, so a typo in --bootstrap-servers fails at once.
         publisher = stack.enter_context(Publisher(_kafka_settings(settings)))
         executor = stack.enter_context(extraction_pool(settings.extract_workers))

@@ -142,11 +142,16 @@ def table_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     )
     lines = [header]
     for topic, s in results.items():
-        r2 = "  n/a" if s["recall_grade2"] is None else f"{s['recall_grade2']:.2f}"
+        # A ratio nothing defines (no positives, nothing tagged) reads n/a, not a misleading 0.00.
+        tagged = s["tp"] + s["fp"]
+        p = "n/a" if not tagged else f"{s['precision']:.2f}"
+        r = "n/a" if not s["positives"] else f"{s['recall']:.2f}"
+        f1 = "n/a" if not tagged and not s["positives"] else f"{s['f1']:.2f}"
+        r2 = "n/a" if s["recall_grade2"] is None else f"{s['recall_grade2']:.2f}"
         lines.append(
             f"{topic:<15}{s['n']:>5}{s['positives']:>5}{s['grade2']:>4}  "
-            f"{s['precision']:>5.2f} {_ci(s['precision_ci']):<12}{s['recall']:>5.2f} {_ci(s['recall_ci']):<12}"
-            f"{s['f1']:>5.2f} {_ci(s['f1_ci']):<12}{r2:>6} {_ci(s['recall_grade2_ci']):<12}"
+            f"{p:>5} {_ci(s['precision_ci']):<12}{r:>5} {_ci(s['recall_ci']):<12}"
+            f"{f1:>5} {_ci(s['f1_ci']):<12}{r2:>6} {_ci(s['recall_grade2_ci']):<12}"
             f"{100 * s['neg_tagged']:>7.1f}% {_ci(s['neg_tagged_ci']):<12}"
             f"{s['traps_tagged']:>4}/{s['traps']:<3}"
         )

@@ -104,6 +104,52 @@ def test_bad_feed_files_are_one_line_errors(tmp_path: Path, content: str | None,
     assert expected in one_line_error(result)
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["--interval", "nan"], {}, "--interval must be a positive number"),
+        (["--interval", "1e308"], {}, "at most"),
+        (["--metrics-port", "99999"], {}, "--metrics-port"),
+        (["--bootstrap-servers", "127.0.0.1:99999"], {}, "the port must be a number"),
+        (["--state-url", "bogus://x"], {}, "only postgresql:// and sqlite:///"),
+        ([], {"NEWSWIRE_MAX_FEED_BYTES": "-5"}, "NEWSWIRE_MAX_FEED_BYTES must be at least 1"),
+        ([], {"NEWSWIRE_MAX_REDIRECTS": "-1"}, "NEWSWIRE_MAX_REDIRECTS must be at least 0"),
+        ([], {"NEWSWIRE_POLL_FLOOR": "nan"}, "NEWSWIRE_POLL_FLOOR must be a positive number"),
+        ([], {"NEWSWIRE_CONCURRENCY": "0"}, "NEWSWIRE_CONCURRENCY must be at least 1"),
+    ],
+)
+def test_bad_values_are_user_errors_not_internal_ones(
+    tmp_path: Path, feeds_file: Path, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    result = newswire("run", "--once", "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "s"), *args, env=env)
+    assert result.returncode == 2, result.stderr
+    assert expected in one_line_error(result)
+
+
+def test_a_state_dir_that_is_a_file_and_a_file_that_is_no_warc_are_user_errors(tmp_path: Path) -> None:
+    story = tmp_path / "story.txt"
+    story.write_text("not an archive\n")
+    upgrade = newswire("db", "upgrade", "--state-dir", str(story))
+    assert upgrade.returncode == 2 and "is not a directory" in one_line_error(upgrade)
+    # checked before the broker is: no broker listens on port 1
+    replayed = newswire("replay", str(story), "--bootstrap-servers", "127.0.0.1:1", "--state-dir", str(tmp_path / "s"))
+    assert replayed.returncode == 2 and one_line_error(replayed).endswith("story.txt: not a WARC file")
+
+
+@pytest.mark.parametrize("args", [["--max", "0"], ["--max", "-1"], ["--timeout", "-1"]])
+def test_tail_rejects_counts_and_timeouts_below_their_range(args: list[str]) -> None:
+    result = newswire("tail", "articles", "--bootstrap-servers", "127.0.0.1:1", *args)
+    assert result.returncode == 2 and args[0] in one_line_error(result)
+
+
+def test_extraction_libraries_stay_off_the_terminal(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.html"
+    empty.write_text("<html><body></body></html>")
+    result = newswire("tag", str(empty))
+    assert result.returncode == 2
+    assert "no article text found" in one_line_error(result)  # and no "WARNING trafilatura" line
+
+
 def test_bad_options_and_taxonomy_are_one_line_errors(tmp_path: Path, feeds_file: Path) -> None:
     result = newswire("run", "--once", "--feeds", str(feeds_file), "--interval", "abc")
     assert result.returncode == 2 and "interval" in one_line_error(result)

@@ -65,6 +65,50 @@ def test_import_into_a_plain_list_and_into_an_opml_list(tmp_path: Path) -> None:
     assert "not an http(s) URL" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
 
 
+NESTED = b"""<?xml version="1.0" encoding="UTF-8"?>
+<opml version="2.0">
+  <head>
+    <title>My reader</title>
+    <ownerName>Ana</ownerName>
+    <dateCreated>Mon, 02 Aug 2021 10:00:00 GMT</dateCreated>
+  </head>
+  <body>
+    <!-- folders as the reader exported them -->
+    <outline text="World">
+      <outline type="rss" text="Already" htmlUrl="https://already.example.test/" xmlUrl="https://already.example.test/feed"/>
+    </outline>
+    <outline text="Tech">
+      <outline type="rss" text="Gadgets" htmlUrl="https://gadgets.example.test/" xmlUrl="https://gadgets.example.test/rss"/>
+    </outline>
+  </body>
+</opml>
+"""
+
+
+def test_import_into_a_nested_opml_list_only_appends_outlines(tmp_path: Path) -> None:
+    listed = tmp_path / "nested.opml"
+    listed.write_bytes(NESTED)
+    add = tmp_path / "add.txt"
+    add.write_text("https://already.example.test/feed\nhttps://new.example.test/rss\n")
+    done = newswire("feeds", "import", str(add), "--feeds", str(listed))
+    assert done.returncode == 0, done.stderr
+    assert "imported 1 new feeds" in done.stdout and "1 already listed, 3 in all" in done.stdout
+    new_line = b'    <outline type="rss" text="https://new.example.test/rss" xmlUrl="https://new.example.test/rss"/>\n'
+    assert listed.read_bytes() == NESTED.replace(b"  </body>", new_line + b"  </body>")  # the rest untouched
+    assert [f.url for f in read_feed_list(listed)] == [
+        "https://already.example.test/feed",
+        "https://gadgets.example.test/rss",
+        "https://new.example.test/rss",
+    ]
+
+    broken = tmp_path / "broken.opml"
+    broken.write_bytes(NESTED[:-20])
+    refused = newswire("feeds", "import", str(add), "--feeds", str(broken))
+    assert refused.returncode == 2 and refused.stderr.startswith("newswire: error: ")
+    assert "not well-formed XML" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert broken.read_bytes() == NESTED[:-20]
+
+
 def test_export_writes_opml_with_the_titles_the_feeds_gave(
     sample_web: RunningServer, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:

@@ -406,6 +406,19 @@ def test_skip_published_consults_the_live_state_only_when_asked(
         assert store.published_count() == 1  # replay never writes the live state
 
 
+def test_skip_published_reads_the_state_store_a_url_names(
+    two_feeds_archive: Path, kafka_settings: KafkaSettings, tmp_path: Path, read_all: ReadAll
+) -> None:
+    # a shared store (docs/scaling.md) is named by --state-url; --state-dir then holds no state.db
+    url = f"sqlite:///{tmp_path / 'shared' / 'live.db'}"
+    with StateStore(url) as store:
+        store.mark_published([PublishedRow(id_of("http://x.test/x1"), "http://x.test/x1", FEED_X)], D1)
+    settings = replay_settings(kafka_settings, tmp_path / "empty", state_url=url)
+    skipping = replay(settings, [two_feeds_archive], feeds=[FEED_X], skip_published=True)
+    assert skipping.published == 2
+    assert sorted(b["url"] for _, b in articles(read_all, kafka_settings, 2)) == ["http://x.test/x2", "http://x.test/x3"]
+
+
 def test_cli_replay_prints_a_summary_and_rejects_bad_input_in_one_line(
     two_feeds_archive: Path, kafka_settings: KafkaSettings, tmp_path: Path, read_all: ReadAll
 ) -> None:

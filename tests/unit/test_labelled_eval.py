@@ -107,3 +107,15 @@ def test_metrics_on_hand_computed_cases() -> None:
     lo, hi = bootstrap_f1(st.pairs)
     assert 0.0 <= lo <= f1_of(st.tp, st.fp, st.fn) <= hi <= 1.0
     assert bootstrap_f1(st.pairs) == (lo, hi)  # seeded
+
+
+def test_the_table_says_n_a_where_no_ratio_is_defined() -> None:
+    from newswire.processors.tag_metrics import summarise, table_lines
+
+    nothing = summarise(topic_stats("iran", [(0, False, False), (0, False, True)]))
+    found = summarise(topic_stats("china", [(2, True, False), (0, True, False), (1, False, False)]))
+    _, row_nothing, row_found = table_lines({"iran": nothing, "china": found})
+    cells = row_nothing.split()  # topic n pos g2 P [ci] R [ci] F1 [ci] R@g2 ...
+    assert cells[4] == "n/a" and cells[6] == "n/a" and cells[8] == "n/a" and cells[10] == "n/a"
+    cells = row_found.split()
+    assert (cells[4], cells[6], cells[8]) == ("0.50", "0.50", "0.50")
