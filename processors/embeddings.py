@@ -15,7 +15,7 @@ loaded from the package's files, so it works offline (nothing is fetched from a 
 Only items with kept keyword evidence for the topic are embedded (an item with no match is never
 tagged, so its embedding would not change anything): on a stream most items cost nothing extra.
 
-Switch it on with ``NEWSWIRE_EMBEDDINGS=1`` (the shipped combiners) or ``NEWSWIRE_EMBEDDINGS=<dir>`` (a
+Switch it on with ``NEWSWIRE_EMBEDDINGS=1`` (the shipped combiners, none at present) or ``NEWSWIRE_EMBEDDINGS=<dir>`` (a
 directory of ``<slug>.json`` combiners trained for your taxonomy), or ``Tagger(tax, embeddings=True)``.
 A combiner is used only with the taxonomy content it was trained on: the topics whose keyword
 features it reads (its own, and each other topic it weighs) must be as they were, and so must the set
