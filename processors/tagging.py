@@ -215,13 +215,10 @@ def _item_left(left: str) -> re.Match[str] | None:
 
 
 def _in_list(text: str, start: int, end: int) -> bool:
-    # Cheap test first: an enumerated name has a separator right beside it (before its articles).
-    if not text.startswith(_LIST_AFTER, end):
-        start = _article_start(text, start)
-        if not text[max(0, start - 7) : start].endswith(_LIST_BEFORE):
-            return False
-    else:
-        start = _article_start(text, start)
+    start = _article_start(text, start)  # an item's articles belong to it ("la Chine")
+    # Cheap test first: an enumerated name has a separator right beside it.
+    if not text.startswith(_LIST_AFTER, end) and not text[max(0, start - 7) : start].endswith(_LIST_BEFORE):
+        return False
     items = 1
     left = text[max(0, start - 120) : start]
     while items < 3:

@@ -14,20 +14,10 @@ import pytest
 from newswire.connectors.kafka import KafkaSettings
 from newswire.devbroker import free_port
 from tests.integration.pipeline_support import SAMPLE
+from tests.support.cli import NEWSWIRE, newswire, one_line_error
 from tests.support.combiners import write_china_combiner
 
 pytestmark = pytest.mark.integration
-
-NEWSWIRE = str(Path(sys.executable).with_name("newswire"))
-
-
-def newswire(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("PREFECT_API_URL", None)
-    return subprocess.run(
-        [NEWSWIRE, *args], capture_output=True, text=True, timeout=timeout, env=full_env, check=False
-    )
-
 
 def default_sigint() -> None:
     """Children get Ctrl-C's default action even where the tests run in the background (a shell
@@ -36,14 +26,6 @@ def default_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("newswire: error: ")
-    return lines[0]
 
 
 def test_run_once_tail_and_feeds_status(

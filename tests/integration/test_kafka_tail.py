@@ -3,25 +3,21 @@ unreachable broker, not a hang. A real Tansu broker on loopback (no mocks)."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from newswire.connectors.kafka import BrokerUnavailable, KafkaSettings, Outgoing, Publisher, consume
 from newswire.devbroker import DevBroker
+from tests.support.cli import newswire, one_line_error
 
 pytestmark = pytest.mark.integration
 
 SettingsFor = Callable[..., KafkaSettings]
-NEWSWIRE = str(Path(sys.executable).with_name("newswire"))
 
 
 def items(topic: str, n: int, start: int = 0) -> list[Outgoing]:
@@ -95,14 +91,7 @@ def test_cli_tail_group_max_then_rest(kafka_settings: KafkaSettings) -> None:
     ]  # fmt: skip
 
     def tail(*extra: str) -> list[str]:
-        done = subprocess.run(
-            [NEWSWIRE, "tail", "articles", *common, *extra],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
-            check=False,
-        )
+        done = newswire("tail", "articles", *common, *extra, timeout=60)
         assert done.returncode == 0, done.stderr
         return done.stdout.splitlines()
 
@@ -185,22 +174,13 @@ def test_ssl_against_the_plaintext_broker_is_unreachable_not_a_hang(
 @pytest.mark.timeout(60)
 def test_cli_tail_with_ssl_against_plaintext_broker_exits_3(broker: DevBroker) -> None:
     args = [
-        NEWSWIRE, "tail", "articles", "--timeout", "1",
+        "tail", "articles", "--timeout", "1",
         "--bootstrap-servers", broker.bootstrap,
         "--kafka-option", "security_protocol=SSL",
         "--kafka-option", "bootstrap_timeout_ms=1500",
     ]  # fmt: skip
     started = time.monotonic()
-    done = subprocess.run(
-        args,
-        capture_output=True,
-        text=True,
-        timeout=45,
-        env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
-        check=False,
-    )
+    done = newswire(*args, timeout=45)
     assert done.returncode == 3, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("newswire: error: "), done.stderr
-    assert f"{broker.bootstrap} is unreachable" in lines[0]
+    assert f"{broker.bootstrap} is unreachable" in one_line_error(done)
     assert time.monotonic() - started < 20.0
