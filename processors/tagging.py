@@ -348,11 +348,30 @@ class _Entry(NamedTuple):
 
 class _Form(NamedTuple):
     """A form of the automaton: its boundary checks (the same for all its entries: a side that is a CJK
-    character needs none) and its entries."""
+    character needs none) and its entries. The entries that are whole words matched in any case (most of
+    them) are split out by kind, so that the scan handles a common word that is a term of several topics
+    and a cue ("army", "troops") without unpacking and testing each entry; the rest (stems, case-sensitive
+    forms) are ``special``."""
 
     check_start: bool
     check_end: bool
-    entries: tuple[_Entry, ...]
+    terms: tuple[tuple[int, int], ...]  # (topic, term index)
+    cue: int  # cue id, or -1
+    excludes: tuple[int, ...]  # topics
+    special: tuple[_Entry, ...]
+
+
+def _form(key: str, entries: list[_Entry]) -> _Form:
+    plain = [e for e in entries if not e.stem and e.case_form is None]
+    cues = [e.ref for e in plain if e.kind == _KIND_CUE]
+    return _Form(
+        not _is_cjk(key[0]),
+        not _is_cjk(key[-1]),
+        tuple((e.topic, e.ref) for e in plain if e.kind == _KIND_TERM),
+        cues[0] if cues else -1,  # one cue id per distinct cue string, so at most one
+        tuple(e.topic for e in plain if e.kind == _KIND_EXCLUDE),
+        tuple(e for e in entries if e.stem or e.case_form is not None),
+    )
 
 
 # A raw hit of a term: (start, start - stop, stop, term index, surface as lower-cased). The first two
@@ -393,6 +412,7 @@ class Tagger:
         self._requires: list[list[frozenset[int]]] = []
         self._unless: list[list[frozenset[int]]] = []
         self._dampen: list[frozenset[int]] = []
+        self._windows = [[t.window for t in topic.terms] for topic in self._topics]
         for topic in self._topics:
             self._dampen.append(frozenset(cue_ids.setdefault(c, len(cue_ids)) for c in topic.dampen))
             req: list[frozenset[int]] = []
@@ -427,9 +447,7 @@ class Tagger:
         # (the shipped taxonomy's 1,500 forms: ~3 MiB; 100,000 forms: ~140 MiB against ~11 MiB), so
         # a large user taxonomy gets the NFA.
         self._forms = list(table)
-        self._form_info = [
-            _Form(not _is_cjk(k[0]), not _is_cjk(k[-1]), tuple(table[k])) for k in self._forms
-        ]
+        self._form_info = [_form(k, table[k]) for k in self._forms]
         self._implementation = (
             ahocorasick_rs.Implementation.DFA
             if len(self._forms) <= DFA_MAX_FORMS
@@ -583,11 +601,20 @@ class Tagger:
         word_char = _WORD_CHAR
         form_info = self._form_info
         for fi, start, found_stop in self._scan(low):
-            check_start, check_end, entries = form_info[fi]
+            check_start, check_end, terms, cue, excludes, special = form_info[fi]
             if check_start and start > 0 and word_char[full[start - 1]]:
                 continue
             ends_word = not (check_end and found_stop < n and word_char[full[found_stop]])
-            for kind, topic, ref, stem, case_form in entries:
+            if ends_word:
+                if terms:
+                    surface = low[start:found_stop]
+                    for topic, ref in terms:
+                        hits[topic].append((start, start - found_stop, found_stop, ref, surface))
+                if cue >= 0:
+                    cues.setdefault(cue, []).append(start)
+                for topic in excludes:
+                    excl[topic].append((start, found_stop))
+            for kind, topic, ref, stem, case_form in special:
                 stop = found_stop
                 if stem:
                     while stop < n and word_char[full[stop]]:
@@ -614,7 +641,7 @@ class Tagger:
         cjk = (cjk_chars // 2) / words
         return [
             self._evidence(
-                ti, full, hits[ti], excl[ti] + dead, cues, norm, title_end, lead_start, lead_end, words, cjk
+                ti, full, hits[ti], excl[ti], dead, cues, norm, title_end, lead_start, lead_end, words, cjk
             )
             for ti in range(n_topics)
         ]
@@ -626,7 +653,8 @@ class Tagger:
         ti: int,
         full: str,
         hits: list[_Hit],
-        spans: list[tuple[int, int]],
+        excluded: list[tuple[int, int]],
+        dead: list[tuple[int, int]],
         cues: dict[int, list[int]],
         norm: float,
         title_end: int,
@@ -638,14 +666,24 @@ class Tagger:
         topic = self._topics[ti]
         if not hits:
             return _Evidence(words, cjk)
+        spans = excluded + dead
         if spans:
             hits = [h for h in hits if not any(s <= h[0] and h[2] <= e for s, e in spans)]
+        if excluded:
+            # An excluded phrase is no cue either: "general" in "attorney general" does not make a coup military.
+            # (A dateline still is: "KABUL -" says where the story happens.)
+            cues = {
+                cue: inside
+                for cue, starts in cues.items()
+                if (inside := [p for p in starts if not any(s <= p < e for s, e in excluded)])
+            }
         # Overlapping hits of one topic: the longest wins ("russian president" over "russian").
         hits.sort(key=_BY_SPAN)
         kept: list[_Hit] = []
         last_end = -1
         terms = topic.terms
         requires = self._requires[ti]
+        windows = self._windows[ti]
         unless = self._unless[ti]
         loose: dict[int, int] = {}  # term -> hits dropped for a missing `requires` cue (combiner only)
         near: dict[int, list[list[int]]] = {}  # term -> where its windowed `requires` cues start
@@ -655,7 +693,7 @@ class Tagger:
                 continue
             req = requires[term]
             if req:
-                window = terms[term].window
+                window = windows[term]
                 if window is None:
                     if req.isdisjoint(cues):  # walks the item's few cues, not the term's many
                         loose[term] = loose.get(term, 0) + 1
@@ -664,7 +702,7 @@ class Tagger:
                     found = near.get(term)
                     if found is None:
                         found = near[term] = _cue_positions(cues, req)
-                    if not _cue_within(found, start - window, stop + window):
+                    if not found or not _cue_within(found, start - window, stop + window):
                         loose[term] = loose.get(term, 0) + 1
                         continue
             unl = unless[term]
