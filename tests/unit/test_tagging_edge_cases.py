@@ -9,12 +9,19 @@ run on it:
   summary) on civil-military relations, written blind to the taxonomy: coups said without the word,
   troops at home in a civil role, armed forces as political actors; military stories that are not
   civil-military (battles, drills, arms deals, withdrawals); false cues (BTS ARMY, a dressing-room
-  mutiny, a general strike).
+  mutiny, a general strike);
+- tests/fixtures/tagging/russia_feeds.jsonl and china_feeds.jsonl (205 items each): English feed items
+  about Russia and China written the same way, most of the positives without the country's name
+  (the Kremlin, Lavrov, Nord Stream; Beijing, Zhongnanhai, Xinjiang), with passing mentions (COVID's
+  origin, a list of countries, a player's nationality) and false cues (fine china, Moscow, Idaho).
 
-The taxonomy was then mended on these items' mistakes, so this is a pin of behaviour, not a measure of
-quality (that is eval/tagging_eval.py on the held-out split). Every item must be tagged exactly as graded,
-except the mistakes listed with a reason in the file's .known.json, which must still be mistakes: a fix
-that lands tells you to take it off the list."""
+The taxonomy was mended on the edge cases, the civil-military items and the China items (a candidate
+mended on the Russia items lowered held-out F1 and was not shipped: eval/experiments/
+russia-china-feed-style/), so this is a pin of behaviour, not a measure of quality (that is
+eval/tagging_eval.py on the held-out split). Every item must be tagged exactly as graded, except the
+mistakes listed in the file's .known.json (for the Russia and China items, the tagger's own account of
+each mistake at the time it was pinned), which must still be mistakes: a fix that lands tells you to
+take it off the list."""
 
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ from newswire.labelled import evaluate, load_labelled
 from newswire.processors.tagging import Tagger, load_taxonomy
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tagging"
-SETS = {"edge_cases": 142, "civil_military_feeds": 233}
+SETS = {"edge_cases": 142, "civil_military_feeds": 233, "russia_feeds": 205, "china_feeds": 205}
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +80,14 @@ def test_every_language_and_topic_is_covered() -> None:
     assert sum("trap" in str(item["id"]) for item in items) >= 50
 
 
-def test_civil_military_set_has_positives_hard_negatives_and_traps() -> None:
-    items = read("civil_military_feeds")
+@pytest.mark.parametrize(
+    ("name", "topic", "least"),
+    [("civil_military_feeds", "civil-military", (90, 80, 50)), ("russia_feeds", "russia", (100, 50, 50)),
+     ("china_feeds", "china", (100, 60, 40))],
+)
+def test_feed_style_sets_have_positives_hard_negatives_and_traps(name: str, topic: str, least: tuple[int, ...]) -> None:
+    items = read(name)
     kinds = [str(item["id"]).split("-")[1] for item in items]
-    grades = [item["topics"]["civil-military"] for item in items]  # type: ignore[index]
-    assert kinds.count("pos") >= 90 and kinds.count("neg") >= 80 and kinds.count("trap") >= 50
+    grades = [item["topics"][topic] for item in items]  # type: ignore[index]
+    assert all(kinds.count(k) >= n for k, n in zip(("pos", "neg", "trap"), least, strict=True))
     assert all((g >= 1) == (k == "pos") for g, k in zip(grades, kinds, strict=True))
