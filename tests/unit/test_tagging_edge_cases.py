@@ -10,12 +10,12 @@ run on it:
   troops at home in a civil role, armed forces as political actors; military stories that are not
   civil-military (battles, drills, arms deals, withdrawals); false cues (BTS ARMY, a dressing-room
   mutiny, a general strike);
-- tests/fixtures/tagging/russia_feeds.jsonl and china_feeds.jsonl (205 items each): English feed items
-  about Russia and China written the same way, most of the positives without the country's name
+- tests/fixtures/tagging/russia_feeds.jsonl, china_feeds.jsonl (205 items each) and
+  afghanistan_feeds.jsonl (184): English feed items about each country written the same way, most of the positives without the country's name
   (the Kremlin, Lavrov, Nord Stream; Beijing, Zhongnanhai, Xinjiang), with passing mentions (COVID's
   origin, a list of countries, a player's nationality) and false cues (fine china, Moscow, Idaho).
 
-The taxonomy was mended on the edge cases, the civil-military items and the China items (a candidate
+The taxonomy was mended on the edge cases and the civil-military, China and Afghanistan items (a candidate
 mended on the Russia items lowered held-out F1 and was not shipped: eval/experiments/
 russia-china-feed-style/), so this is a pin of behaviour, not a measure of quality (that is
 eval/tagging_eval.py on the held-out split). Every item must be tagged exactly as graded, except the
@@ -34,7 +34,13 @@ from newswire.labelled import evaluate, load_labelled
 from newswire.processors.tagging import Tagger, load_taxonomy
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tagging"
-SETS = {"edge_cases": 142, "civil_military_feeds": 233, "russia_feeds": 205, "china_feeds": 205}
+SETS = {
+    "edge_cases": 142,
+    "civil_military_feeds": 233,
+    "russia_feeds": 205,
+    "china_feeds": 205,
+    "afghanistan_feeds": 184,
+}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +89,7 @@ def test_every_language_and_topic_is_covered() -> None:
 @pytest.mark.parametrize(
     ("name", "topic", "least"),
     [("civil_military_feeds", "civil-military", (90, 80, 50)), ("russia_feeds", "russia", (100, 50, 50)),
-     ("china_feeds", "china", (100, 60, 40))],
+     ("china_feeds", "china", (100, 60, 40)), ("afghanistan_feeds", "afghanistan", (90, 50, 40))],
 )
 def test_feed_style_sets_have_positives_hard_negatives_and_traps(name: str, topic: str, least: tuple[int, ...]) -> None:
     items = read(name)
