@@ -134,6 +134,8 @@ def run_leased(
 @dataclass
 class _FeedTally:
     candidates: int = 0
+    duplicates: int = 0  # candidates another feed of this run carried first
+    rejected: int = 0  # entries that cannot be an article (no usable link): dead-lettered
     pending: int = 0  # candidates of this feed not yet ended
     page_failures: int = 0
     last_page_error: str | None = None
@@ -239,11 +241,14 @@ async def _run_once(
             chosen: dict[str, Candidate] = {}
             ordered: list[Candidate] = []
             ids_of: dict[str, list[str]] = {}  # listed feed URL -> its candidates' ids
+            own_of: dict[str, list[str]] = {}  # listed feed URL -> ids of the candidates it carried first
             for item in polls:
                 if item.result.not_modified:
                     summary.feeds_not_modified += 1
+                    log.info("feed not modified url=%s status=304", item.feed.url)
                 elif item.unchanged:
                     summary.feeds_unchanged += 1
+                    log.info("feed unchanged url=%s reason=same-body (not parsed again)", item.feed.url)
                 if item.error is not None:
                     summary.feeds_failed += 1
                     log.info("feed failed url=%s stage=%s reason=%s detail=%s", item.feed.url, item.stage, item.error, item.detail)
@@ -272,7 +277,9 @@ async def _run_once(
                 ids_of[item.feed.url] = [c.id for c in candidates]
                 summary.entries_seen += len(item.parsed.entries)
                 tallies[item.feed.url].candidates = len(candidates)
+                tallies[item.feed.url].rejected = len(rejected)
                 for entry, reason in rejected:
+                    log.info("entry rejected feed=%s reason=%s entry=%r", item.feed.url, reason, entry.guid or entry.title)
                     letters.append(
                         _dead_letter_out(
                             settings.topic_prefix,
@@ -289,9 +296,15 @@ async def _run_once(
                 for candidate in candidates:
                     if candidate.id in chosen:
                         summary.duplicates += 1
+                        tallies[item.feed.url].duplicates += 1
+                        log.debug(
+                            "entry duplicate id=%s url=%s feed=%s first_feed=%s", candidate.id, candidate.url,
+                            item.feed.url, listed(chosen[candidate.id]),
+                        )
                         continue
                     chosen[candidate.id] = candidate
                     ordered.append(candidate)
+                    own_of.setdefault(item.feed.url, []).append(candidate.id)
             for item in polls:
                 metrics().poll(poll_outcome(item.result.status, item.error))
             claimed, already = store.claim_articles(
@@ -305,6 +318,21 @@ async def _run_once(
                 tallies[listed(candidate)].pending += 1
             for url, ids in ids_of.items():
                 tallies[url].new = sum(1 for i in ids if i not in already)
+                tally, own = tallies[url], own_of.get(url, [])
+                published_before = sum(1 for i in own if i in already)
+                log.info(
+                    "feed entries url=%s entries=%d new=%d already_published=%d duplicates=%d rejected=%d",
+                    url, tally.candidates + tally.rejected, len(own) - published_before, published_before,
+                    tally.duplicates, tally.rejected,
+                )
+            for candidate in ordered:
+                if candidate.id in already:
+                    decision = "already-published"
+                elif candidate.id in claimed:
+                    decision = "new"
+                else:
+                    decision = "claimed-elsewhere"  # another worker is publishing it now
+                log.debug("entry %s id=%s url=%s feed=%s", decision, candidate.id, candidate.url, listed(candidate))
 
             done = 0
 

@@ -202,6 +202,10 @@ class Processor:
             page_error = None if candidate.entry is None else "not-archived" if self.replayed else None
         elif not page.ok:
             page_error = page.error or f"http-{page.status}"
+            log.debug(
+                "page unusable url=%s final_url=%s status=%s reason=%s detail=%s",
+                candidate.url, page.final_url, page.status, page_error, page.detail,
+            )
         else:
             loop = asyncio.get_running_loop()
             try:
@@ -214,8 +218,13 @@ class Processor:
                 extraction = None
             if extraction is None:
                 page_error = "no-text"
+                log.debug("page gave no article text url=%s final_url=%s", candidate.url, page.final_url)
             else:
                 fetched_at = page.fetched_at
+                log.debug(
+                    "page extracted url=%s final_url=%s chars=%d language=%s",
+                    candidate.url, page.final_url, len(extraction.text), extraction.language,
+                )
         if self.on_progress is not None:
             self.on_progress(1)
         item = ArticleInput(
@@ -237,6 +246,10 @@ class Processor:
         for item, page_error in inputs:
             candidate = _candidate_of(item)
             if not item.text.strip():
+                log.info(
+                    "article dead-lettered url=%s reason=no-text page=%s feed=%s",
+                    item.url, page_error or "none", item.feed.url if item.feed else None,
+                )
                 letter = DeadLetter(
                     stage="extract",
                     reason="no-text",
@@ -247,7 +260,21 @@ class Processor:
                 )
                 outgoing.append(_dead_letter_out(self.settings.topic_prefix, letter, ref=("dl", candidate)))
                 continue
+            if page_error is not None:
+                # the page could not be used: the article is published with the feed entry's own text
+                # (the same in a replay of an archive without pages, where that is normal: debug only)
+                log.log(
+                    logging.DEBUG if page_error == "not-archived" else logging.INFO,
+                    "page failed url=%s reason=%s text_source=feed feed=%s",
+                    item.url, page_error, item.feed.url if item.feed else None,
+                )
             tags = self.tagger.tag(item.title, item.text, lead=item.lead)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "article tagged id=%s url=%s text_source=%s language=%s topics=%s",
+                    item.id, item.url, item.text_source, item.language,
+                    ",".join(f"{t.slug}:{t.score:.2f}" for t in tags) or "-",
+                )
             message = build_message(
                 item,
                 tags,

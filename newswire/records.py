@@ -63,6 +63,9 @@ class Entry:
     content: str | None  # full content when the feed carries it (content:encoded, atom content)
     authors: tuple[str, ...] = ()
     published: datetime | None = None  # timezone-aware UTC
+    # ISO 639-1 code the entry declares (dc:language, xml:lang), else the feed (RSS <language>, Atom
+    # xml:lang, JSON Feed "language"); None when neither does
+    language: str | None = None
 
 
 @dataclass(frozen=True)

@@ -362,6 +362,10 @@ class _Run:
         """First occurrence of an id wins."""
         if candidate.id in self.seen:
             self.summary.duplicates += 1
+            log.debug(
+                "entry duplicate id=%s url=%s feed=%s", candidate.id, candidate.url,
+                candidate.feed.url if candidate.feed else None,
+            )
             return False
         self.seen.add(candidate.id)
         return True
@@ -392,6 +396,11 @@ class _Run:
         if self.store is not None:
             already = self.store.published_among(c.id for c in candidates)
             self.summary.duplicates += len(already)
+            if already:
+                log.info("entries skipped already_published=%d (--skip-published)", len(already))
+            for candidate in candidates:
+                if candidate.id in already:
+                    log.debug("entry already-published id=%s url=%s", candidate.id, candidate.url)
             candidates = [c for c in candidates if c.id not in already]
         outcomes = await self.processor.process(candidates, self.pages)
         self.tally(outcomes)

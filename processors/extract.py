@@ -35,6 +35,7 @@ from trafilatura.utils import load_html
 
 from newswire.contract import parse_utc
 from newswire.processors import extract_task, trafilatura_speedups
+from newswire.processors.feedcommon import language_code
 from newswire.records import Extraction
 
 __all__ = [
@@ -112,8 +113,6 @@ _LANG_ATTR = re.compile(
     r"content=[\"']?([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]+)*)",
     re.IGNORECASE,
 )
-# Withdrawn ISO 639-1 codes still found in pages, and what replaced them.
-_OLD_CODES = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
 
 
 def _codec(name: str | None) -> str | None:
@@ -199,10 +198,9 @@ def _mostly_decodes(body: bytes, codec: str) -> bool:
 def page_language(page: str, text: str) -> str | None:
     """ISO 639-1 code from <html lang>, Content-Language or og:locale; else detected from the text."""
     for match in _LANG_ATTR.finditer(page[:20000]):
-        value = (match.group(1) or match.group(2) or "").lower()
-        code = re.split(r"[-_]", value, maxsplit=1)[0]
-        if len(code) == 2:
-            return _OLD_CODES.get(code, code)
+        code = language_code(match.group(1) or match.group(2))
+        if code is not None:
+            return code
     if len(text) < _MIN_CHARS:
         return None
     import py3langid  # ships its model in the package: no download, no network

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 
-__all__ = ["FeedParseError", "absolute_http_link", "as_utc", "dedupe"]
+__all__ = ["FeedParseError", "absolute_http_link", "as_utc", "dedupe", "language_code"]
+
+# Withdrawn ISO 639-1 codes still found in pages and feeds, and what replaced them.
+_OLD_CODES = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
+_SUBTAG_SEP = re.compile(r"[-_]")
+_TWO_LETTERS = re.compile(r"[a-z]{2}")
 
 
 class FeedParseError(ValueError):
@@ -61,3 +67,19 @@ def dedupe(items: list[str]) -> tuple[str, ...]:
         if item and item not in seen:
             seen[item] = None
     return tuple(seen)
+
+
+def language_code(value: object) -> str | None:
+    """The ISO 639-1 code of a declared language tag: its primary subtag, lower-cased, withdrawn codes
+    replaced ("en-US", "EN", "de_DE", "iw" -> "en", "en", "de", "he"); None when there is no
+    two-letter primary subtag ("", "English", "deu", "x-default").
+
+    What a page's ``<html lang>`` (:func:`newswire.processors.extract.page_language`) and a feed's
+    ``<language>``, ``dc:language``, ``xml:lang`` or JSON Feed ``language`` both come down to.
+    """
+    if not isinstance(value, str):
+        return None
+    code = _SUBTAG_SEP.split(value.strip(), maxsplit=1)[0].lower()
+    if not _TWO_LETTERS.fullmatch(code):
+        return None
+    return _OLD_CODES.get(code, code)

@@ -16,7 +16,7 @@ from typing import Any
 
 import feedparser
 
-from newswire.processors.feedcommon import FeedParseError, absolute_http_link, dedupe
+from newswire.processors.feedcommon import FeedParseError, absolute_http_link, dedupe, language_code
 from newswire.processors.html_text import collapse, html_to_text, plain_to_text
 from newswire.processors.jsonfeed import looks_like_json, parse_json_feed
 from newswire.processors.xmlguard import EntityExpansionError, check_entity_expansion
@@ -78,20 +78,24 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> Parsed
     # Atom (RFC 4287 4.2.1): an entry without authors is by the feed's authors.
     atom = version.startswith("atom")
     inherited = _authors(feed, structured=True) if atom else ()
+    # RSS 2.0 <language>, RSS 1.0 channel dc:language, Atom xml:lang on <feed>
+    feed_language = language_code(feed.get("language"))
     bozo = None
     if result.get("bozo"):
         problem = result.get("bozo_exception")
         bozo = f"{type(problem).__name__}: {str(problem)[:200]}" if problem else "not well-formed"
     return ParsedFeed(
         title=_text(feed.get("title_detail"), feed.get("title")),
-        entries=[_entry(raw, url, inherited, atom) for raw in entries_raw],
+        entries=[_entry(raw, url, inherited, atom, feed_language) for raw in entries_raw],
         format=version,
         bozo=bozo,
         ttl_seconds=_ttl_seconds(feed),
     )
 
 
-def _entry(raw: dict[str, Any], base: str, inherited: tuple[str, ...], atom: bool) -> Entry:
+def _entry(
+    raw: dict[str, Any], base: str, inherited: tuple[str, ...], atom: bool, feed_language: str | None
+) -> Entry:
     """The entry as plain text. Entries with nothing usable (no link) are kept: the pipeline
     dead-letters them with a reason instead of losing them silently."""
     content_raw, content = _best_content(raw.get("content") or [])
@@ -108,7 +112,25 @@ def _entry(raw: dict[str, Any], base: str, inherited: tuple[str, ...], atom: boo
         content=content,
         authors=_authors(raw, structured=atom) or inherited,
         published=_when(raw.get("published_parsed")) or _when(raw.get("updated_parsed")),
+        language=_entry_language(raw) or feed_language,
     )
+
+
+def _entry_language(raw: dict[str, Any]) -> str | None:
+    """The language an entry declares: RSS 1.0/2.0 ``dc:language`` on the item, else the ``xml:lang``
+    in force on its content, summary or title (Atom; feedparser gives each text construct the
+    language inherited from its ancestors)."""
+    declared: list[Any] = [raw.get("language")]
+    declared += [item.get("language") for item in raw.get("content") or [] if isinstance(item, dict)]
+    for key in ("summary_detail", "title_detail"):
+        detail = raw.get(key)
+        if isinstance(detail, dict):
+            declared.append(detail.get("language"))
+    for value in declared:
+        code = language_code(value)
+        if code is not None:
+            return code
+    return None
 
 
 def _best_content(items: list[Any]) -> tuple[str | None, str | None]:

@@ -7,7 +7,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from newswire.processors.feedcommon import FeedParseError, absolute_http_link, as_utc, dedupe
+from newswire.processors.feedcommon import FeedParseError, absolute_http_link, as_utc, dedupe, language_code
 from newswire.processors.html_text import collapse, html_to_text, plain_to_text
 from newswire.records import Entry, ParsedFeed
 
@@ -40,7 +40,8 @@ def parse_json_feed(body: bytes, url: str) -> ParsedFeed:
     if not isinstance(items, list):
         raise FeedParseError("not-a-feed", "JSON Feed 'items' is not a list")
     feed_authors = _authors(document)
-    entries = [_entry(item, url, feed_authors) for item in items if isinstance(item, dict)]
+    feed_language = language_code(document.get("language"))  # JSON Feed 1.1
+    entries = [_entry(item, url, feed_authors, feed_language) for item in items if isinstance(item, dict)]
     number = version.rstrip("/").rsplit("/", 1)[-1].replace(".", "")
     return ParsedFeed(
         title=_plain(document.get("title")),
@@ -49,7 +50,7 @@ def parse_json_feed(body: bytes, url: str) -> ParsedFeed:
     )
 
 
-def _entry(item: dict[str, Any], base: str, feed_authors: tuple[str, ...]) -> Entry:
+def _entry(item: dict[str, Any], base: str, feed_authors: tuple[str, ...], feed_language: str | None) -> Entry:
     ident = item.get("id")
     guid = str(ident) if isinstance(ident, (str, int)) and not isinstance(ident, bool) else None
     link = absolute_http_link(item.get("url"), base) or absolute_http_link(item.get("external_url"), base)
@@ -68,6 +69,8 @@ def _entry(item: dict[str, Any], base: str, feed_authors: tuple[str, ...]) -> En
         # JSON Feed 1.1: items without authors are by the feed's authors.
         authors=_authors(item) or feed_authors,
         published=published,
+        # JSON Feed 1.1: an item's "language", else the feed's
+        language=language_code(item.get("language")) or feed_language,
     )
 
 

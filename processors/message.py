@@ -41,6 +41,13 @@ class ArticleInput:
         return feed_text(self.entry)
 
     @property
+    def language(self) -> str | None:
+        """The page's language (declared or detected), else the one the feed declares for the entry."""
+        if self.extraction is not None and self.extraction.language:
+            return self.extraction.language
+        return self.entry.language if self.entry is not None else None
+
+    @property
     def lead(self) -> str | None:
         return self.entry.summary if self.entry is not None else None
 
@@ -90,7 +97,7 @@ def build_message(
         title=item.title,
         authors=authors,
         published=utc_iso(published) if published is not None else None,
-        language=extraction.language if extraction is not None else None,
+        language=item.language,
         site_name=extraction.site_name if extraction is not None else None,
         summary=item.entry.summary if item.entry is not None else None,
         text=text,

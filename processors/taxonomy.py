@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,13 @@ __all__ = [
     "normalise_text",
 ]
 
+log = logging.getLogger(__name__)
+
 _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# A number as YAML 1.2 writes it; PyYAML (YAML 1.1) leaves "1e3" and "1e400" as strings.
+_YAML12_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+# Deeper than any taxonomy needs; far from where the YAML composer's recursion would overflow the stack.
+_MAX_DEPTH = 64
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_TITLE_WEIGHT = 2.0
 DEFAULT_LEAD_WEIGHT = 1.5
@@ -126,6 +134,8 @@ class Combiner:
     bias: float
     weights: tuple[tuple[str, float], ...]
     source: str = ""
+    # ``file:line`` of each weight, in the order of ``weights`` (for messages; not part of the content)
+    weight_sources: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -148,6 +158,9 @@ class Taxonomy:
     name: str
     version: str
     topics: tuple[Topic, ...]
+    # what loading set aside without failing (a learned model that no longer fits its topics), one
+    # ``file:line: ...`` line each; also logged as warnings
+    warnings: tuple[str, ...] = ()
 
     @property
     def slugs(self) -> list[str]:
@@ -188,21 +201,27 @@ def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
         if not files:
-            raise TaxonomyError(f"{p}:0: no .yaml files in this directory")
+            raise TaxonomyError(f"{p}: no .yaml files in this directory")
         name = p.name or "taxonomy"
     elif p.is_file():
         files = [p]
         name = p.stem
     else:
-        raise TaxonomyError(f"{p}:0: no such file or directory")
+        raise TaxonomyError(f"{p}: no such file or directory")
     docs_: list[tuple[str, str]] = []
     for f in files:
         try:
-            docs_.append((str(f), f.read_text(encoding="utf-8")))
-        except UnicodeDecodeError as exc:
-            raise TaxonomyError(f"{f}:0: not UTF-8 text ({exc.reason})") from None
+            data = f.read_bytes()
         except OSError as exc:
-            raise TaxonomyError(f"{f}:0: cannot read ({exc.strerror})") from None
+            raise TaxonomyError(f"{f}: cannot read ({exc.strerror})") from None
+        try:
+            docs_.append((str(f), data.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise TaxonomyError(
+                f"{f}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}: {exc.reason}); "
+                "a taxonomy file is YAML saved as UTF-8"
+            ) from None
     return _build(name, docs_)
 
 
@@ -222,18 +241,48 @@ def _build(name: str, docs: list[tuple[str, str]]) -> Taxonomy:
                 )
             seen[topic.slug] = topic.source
             topics.append(topic)
-    for topic in topics:
-        if topic.model is None:
-            continue
-        for feature, _ in topic.model.weights:
-            if feature.startswith("other:") and feature[6:] not in seen:
-                raise TaxonomyError(
-                    f"{topic.model.source}: model feature {feature!r} names no topic of this taxonomy"
-                )
     if not topics:
-        raise TaxonomyError(f"{docs[0][0] if docs else name}:0: the taxonomy defines no topics")
+        raise TaxonomyError(f"{docs[0][0] if docs else name}: the taxonomy defines no topics")
+    warnings: list[str] = []
+    for index, topic in enumerate(topics):
+        problem = _unfit_model(topic, set(seen))
+        if problem is not None:
+            # A learned model is fitted to the terms and topics it names: one that names a term or a
+            # topic no longer there (a copy kept in part, a term removed) cannot be applied, but the
+            # topic's terms still can. The topic falls back to the plain score rather than failing.
+            warnings.append(problem)
+            log.warning("%s", problem)
+            topics[index] = replace(topic, model=None)
     digest = hashlib.sha256(json.dumps([_canon(t) for t in topics], sort_keys=True).encode()).hexdigest()
-    return Taxonomy(name=name, version=f"{name}-{digest[:12]}", topics=tuple(topics))
+    return Taxonomy(
+        name=name, version=f"{name}-{digest[:12]}", topics=tuple(topics), warnings=tuple(warnings)
+    )
+
+
+def _unfit_model(topic: Topic, slugs: set[str]) -> str | None:
+    """Why the topic's learned model cannot be used with this taxonomy (one line, naming the file and
+    line of the first feature that does not fit), or None when it can (or there is none)."""
+    model = topic.model
+    if model is None:
+        return None
+    labels = {t.label for t in topic.terms}
+    unfit: list[tuple[str, str]] = []  # (where, why)
+    for i, (feature, _) in enumerate(model.weights):
+        where = model.weight_sources[i] if i < len(model.weight_sources) else model.source
+        prefix, _, rest = feature.partition(":")
+        if prefix == "other" and rest not in slugs:
+            unfit.append((where, f"model feature {feature!r} names no topic of this taxonomy"))
+        elif prefix in ("term", "loose") and rest not in labels:
+            unfit.append((where, f"model feature {feature!r} names no term label of topic {topic.slug!r}"))
+    if not unfit:
+        return None
+    where, why = unfit[0]
+    more = f" (and {len(unfit) - 1} more such features)" if len(unfit) > 1 else ""
+    return (
+        f"{where}: {why}{more}; topic {topic.slug!r} falls back to the plain score r/(r+6) without "
+        "its learned model (retrain the model with `python eval/train_combiner.py --write`, or delete "
+        "its 'model:' block)"
+    )
 
 
 def _canon(topic: Topic) -> dict[str, Any]:
@@ -270,15 +319,74 @@ def _where(filename: str, node: yaml.Node) -> str:
     return f"{filename}:{node.start_mark.line + 1}"
 
 
-def _parse_file(filename: str, text: str) -> list[Topic]:
+class _TooDeep(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that stops at a nesting depth no taxonomy needs, with the line where it got there,
+    before the composer's recursion overflows Python's stack."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > _MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _TooDeep(event.start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _compose(filename: str, text: str) -> yaml.Node | None:
+    """The YAML node tree, or a TaxonomyError of one line with the line of the mistake."""
+    loader: _Loader | None = None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _Loader(text)  # checks every character first (yaml.reader.ReaderError)
+        return loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 0
-        raise TaxonomyError(f"{filename}:{line}: YAML syntax error: {exc.problem or exc.context}") from None
+        line = mark.line + 1 if mark is not None else 1
+        problem = _one_line(exc.problem or exc.context or "not valid YAML")
+        raise TaxonomyError(f"{filename}:{line}: YAML syntax error: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (a control character: NUL, ESC, form feed...). The reader
+        # gives its offset in the text; the line is counted from there.
+        position = max(0, min(int(exc.position), len(text)))
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        if isinstance(exc.character, int):
+            kind = "control character" if unicodedata.category(chr(exc.character)) == "Cc" else "character"
+            what = f"{kind} U+{exc.character:04X}"
+        else:
+            what = "a character"
+        raise TaxonomyError(
+            f"{filename}:{line}: YAML error: {what} (column {column}) is not allowed in YAML; remove it"
+        ) from None
     except yaml.YAMLError as exc:
-        raise TaxonomyError(f"{filename}:0: YAML error: {exc}") from None
+        raise TaxonomyError(f"{filename}:1: YAML error: {_one_line(exc)}") from None
+    except _TooDeep as exc:
+        raise TaxonomyError(
+            f"{filename}:{exc.line}: YAML error: nested more than {_MAX_DEPTH} levels deep "
+            "(a topic needs a few; an unclosed '[' or '{' repeated?)"
+        ) from None
+    except RecursionError:
+        raise TaxonomyError(f"{filename}:1: YAML error: nested too deeply to read") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _parse_file(filename: str, text: str) -> list[Topic]:
+    root = _compose(filename, text)
     if root is None:
         raise TaxonomyError(f"{filename}:1: empty file (expected a topic mapping with 'slug')")
     if not isinstance(root, yaml.MappingNode):
@@ -341,24 +449,67 @@ def _scalar(filename: str, node: yaml.Node, what: str) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise TaxonomyError(f"{_where(filename, node)}: {what} must be a single value, not a list or mapping")
     # The composer already resolved the implicit tag (int, float, bool, str); construct as safe_load would.
-    return yaml.SafeLoader("").construct_object(node, deep=True)
+    try:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+    except yaml.MarkedYAMLError as exc:  # a tag safe_load refuses (!!python/object), bad !!binary...
+        problem = _one_line(exc.problem or exc.context or "not a valid value")
+        raise TaxonomyError(f"{_where(filename, node)}: {what}: YAML error: {problem}") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a date that is none (2021-13-45), !!int abc
+        raise TaxonomyError(
+            f"{_where(filename, node)}: {what}: {node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]} "
+            f"({_one_line(exc)}; quote it if it is text)"
+        ) from None
+
+
+def _is_number_text(value: str) -> bool:
+    return _YAML12_FLOAT.fullmatch(value.strip()) is not None
+
+
+def _bound(value: float) -> str:
+    return f"{value:g}"
 
 
 def _number(
-    filename: str, node: yaml.Node, what: str, *, lo: float, hi: float, lo_open: bool = False
+    filename: str,
+    node: yaml.Node,
+    what: str,
+    *,
+    lo: float,
+    hi: float,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    why_high: str = "",
 ) -> float:
+    """A number in [lo, hi] (``lo_open``/``hi_open``: the bound itself excluded); ``why_high`` is added
+    to the message of a value at or above ``hi`` that is refused."""
     value = _scalar(filename, node, what)
+    where = _where(filename, node)
+    if value is None:
+        raise TaxonomyError(f"{where}: {what} is empty (give a number)")
+    if isinstance(value, str) and _is_number_text(value):
+        if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
+            raise TaxonomyError(
+                f"{where}: {what} must be a number, got the string {value!r} (remove the quotes)"
+            )
+        value = float(value)  # "1e3", "1e400": numbers in YAML 1.2, strings to PyYAML
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TaxonomyError(f"{_where(filename, node)}: {what} must be a number, got {node.value!r}")
-    ok = (value > lo if lo_open else value >= lo) and value <= hi
+        raise TaxonomyError(f"{where}: {what} must be a number, got {node.value!r}")
+    ok = (
+        not math.isnan(value)
+        and (value > lo if lo_open else value >= lo)
+        and (value < hi if hi_open else value <= hi)
+    )
     if not ok:
-        bracket = "(" if lo_open else "["
-        raise TaxonomyError(f"{_where(filename, node)}: {what} must be in {bracket}{lo}, {hi}], got {value}")
+        bracket = ("(" if lo_open else "[") + f"{_bound(lo)}, {_bound(hi)}" + (")" if hi_open else "]")
+        why = why_high if not math.isnan(value) and value >= hi else ""
+        raise TaxonomyError(f"{where}: {what} must be in {bracket}, got {node.value}{why}")
     return float(value)
 
 
 def _bool(filename: str, node: yaml.Node, what: str) -> bool:
     value = _scalar(filename, node, what)
+    if value is None:
+        raise TaxonomyError(f"{_where(filename, node)}: {what} is empty (true or false)")
     if not isinstance(value, bool):
         raise TaxonomyError(f"{_where(filename, node)}: {what} must be true or false, got {node.value!r}")
     return value
@@ -366,6 +517,8 @@ def _bool(filename: str, node: yaml.Node, what: str) -> bool:
 
 def _string(filename: str, node: yaml.Node, what: str) -> str:
     value = _scalar(filename, node, what)
+    if value is None:
+        raise TaxonomyError(f"{_where(filename, node)}: {what} is empty")
     if not isinstance(value, str):
         # Numbers/booleans as terms are almost always a YAML surprise ("no" -> False); say so.
         raise TaxonomyError(
@@ -408,13 +561,24 @@ def _parse_topic(filename: str, node: yaml.Node) -> Topic:
         raise TaxonomyError(f"{_where(filename, node)}: topic has no 'slug'")
     slug_node = m["slug"][1]
     slug = _string(filename, slug_node, "slug")
+    if not slug.strip():
+        raise TaxonomyError(f"{_where(filename, slug_node)}: slug is empty")
     if not _SLUG_RE.match(slug):
         raise TaxonomyError(
             f"{_where(filename, slug_node)}: slug {slug!r} must be lower-case letters, digits and single hyphens"
         )
     name = _string(filename, m["name"][1], "name") if "name" in m else slug
     threshold = (
-        _number(filename, m["threshold"][1], "threshold", lo=0.0, hi=1.0, lo_open=True)
+        _number(
+            filename,
+            m["threshold"][1],
+            "threshold",
+            lo=0.0,
+            hi=1.0,
+            lo_open=True,
+            hi_open=True,
+            why_high=" (scores are below 1: r/(r+6), or a learned model's sigmoid, so it would never tag)",
+        )
         if "threshold" in m
         else DEFAULT_THRESHOLD
     )
@@ -449,7 +613,7 @@ def _parse_topic(filename: str, node: yaml.Node) -> Topic:
     terms = tuple(_parse_term(filename, item) for item in terms_node.value)
     if all(t.context for t in terms):
         raise TaxonomyError(f"{_where(filename, terms_node)}: topic {slug!r} has only context terms")
-    model = _parse_model(filename, m["model"][1], terms) if "model" in m else None
+    model = _parse_model(filename, m["model"][1]) if "model" in m else None
     return Topic(
         slug=slug,
         name=name,
@@ -465,7 +629,7 @@ def _parse_topic(filename: str, node: yaml.Node) -> Topic:
     )
 
 
-def _parse_model(filename: str, node: yaml.Node, terms: tuple[Term, ...]) -> Combiner:
+def _parse_model(filename: str, node: yaml.Node) -> Combiner:
     m = _mapping(filename, node)
     for key, (knode, _) in m.items():
         if key not in ("bias", "weights", "about"):
@@ -475,8 +639,8 @@ def _parse_model(filename: str, node: yaml.Node, terms: tuple[Term, ...]) -> Com
     if "bias" not in m or "weights" not in m:
         raise TaxonomyError(f"{_where(filename, node)}: model needs 'bias' and 'weights'")
     bias = _number(filename, m["bias"][1], "model bias", lo=-1000.0, hi=1000.0)
-    labels = {t.label for t in terms}
     weights: list[tuple[str, float]] = []
+    sources: list[str] = []
     for name, (knode, vnode) in _mapping(filename, m["weights"][1]).items():
         prefix = next((p for p in COMBINER_PREFIXES if name.startswith(p)), None)
         if prefix is None and name not in COMBINER_FEATURES:
@@ -484,14 +648,17 @@ def _parse_model(filename: str, node: yaml.Node, terms: tuple[Term, ...]) -> Com
                 f"{_where(filename, knode)}: unknown model feature {name!r} (allowed: "
                 f"{', '.join(COMBINER_FEATURES)}, or {', '.join(p + '...' for p in COMBINER_PREFIXES)})"
             )
-        if prefix in ("term:", "loose:") and name[len(prefix) :] not in labels:
-            raise TaxonomyError(f"{_where(filename, knode)}: model feature {name!r} names no term label")
+        # a term: / loose: / other: feature naming a term or topic that is not there is checked once
+        # the whole taxonomy is read (_unfit_model): the model is then set aside, not an error
         if prefix == "bow:" and (not name[4:] or name[4:] != name[4:].lower() or " " in name[4:]):
             raise TaxonomyError(
                 f"{_where(filename, knode)}: model feature {name!r}: a context word is one lower-case word"
             )
         weights.append((name, _number(filename, vnode, f"weight of {name!r}", lo=-1000.0, hi=1000.0)))
-    return Combiner(bias=bias, weights=tuple(weights), source=_where(filename, node))
+        sources.append(_where(filename, knode))
+    return Combiner(
+        bias=bias, weights=tuple(weights), source=_where(filename, node), weight_sources=tuple(sources)
+    )
 
 
 def _parse_term(filename: str, node: yaml.Node) -> Term:

@@ -66,6 +66,7 @@ def test_run_publishes_every_article_once_with_valid_messages_and_fans_out(
         assert body["word_count"] > 200
     dead = by_path[next(iter(EXPECTED["dead_links"]))]
     assert dead["text_source"] == "feed" and dead["text"]
+    assert dead["language"] == "en"  # the page 404s: the language its feed item declares (dc:language)
 
     # the article linked by two feeds (once with utm_ parameters) is published once, from its first feed
     drills = by_path["articles/joint-naval-drills.html"]

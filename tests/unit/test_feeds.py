@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from newswire.processors.feedcommon import language_code
 from newswire.processors.feeds import FeedParseError, parse_feed
 from newswire.processors.html_text import html_to_text
 from newswire.records import ParsedFeed
@@ -340,3 +341,58 @@ def test_news_snapshots_sample() -> None:
             assert row["entries"] == 0, row["file"]
             continue
         assert len(feed.entries) == row["entries"], row["file"]
+
+
+# --- declared language ---------------------------------------------------------------------------
+
+_RSS20_LANGUAGE = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+<language>de-DE</language>
+<item><title>a</title><link>http://x.example/a</link><description>d</description></item>
+</channel></rss>"""
+_RSS10_LANGUAGE = b"""<?xml version="1.0"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/"
+         xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel rdf:about="http://x.example/"><title>t</title><link>http://x.example/</link>
+  <description>d</description><dc:language>fr</dc:language></channel>
+<item rdf:about="http://x.example/a"><title>a</title><link>http://x.example/a</link><dc:language>en</dc:language></item>
+<item rdf:about="http://x.example/b"><title>b</title><link>http://x.example/b</link></item>
+</rdf:RDF>"""
+_ATOM_LANGUAGE = b"""<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom" xml:lang="es">
+<title>t</title><id>urn:x</id>
+<entry xml:lang="pt-BR"><title>a</title><id>urn:a</id><link href="http://x.example/a"/><summary>s</summary></entry>
+<entry><title>b</title><id>urn:b</id><link href="http://x.example/b"/><summary>s</summary></entry>
+<entry><title>c</title><id>urn:c</id><link href="http://x.example/c"/><content xml:lang="IT" type="text">s</content></entry>
+</feed>"""
+_JSON_LANGUAGE = b"""{"version": "https://jsonfeed.org/version/1.1", "title": "t", "language": "en-GB",
+ "items": [{"id": "1", "url": "http://x.example/a", "content_text": "a", "language": "de"},
+           {"id": "2", "url": "http://x.example/b", "content_text": "b"}]}"""
+_NONE_DECLARED = b"""<rss version="2.0"><channel><title>t</title>
+<item><title>a</title><link>http://x.example/a</link></item></channel></rss>"""
+_UNUSABLE = b"""<rss version="2.0"><channel><title>t</title><language>English</language>
+<item><title>a</title><link>http://x.example/a</link></item></channel></rss>"""
+
+
+@pytest.mark.parametrize(
+    ("body", "languages"),
+    [
+        (_RSS20_LANGUAGE, ["de"]),  # the channel's <language>, primary subtag only
+        (_RSS10_LANGUAGE, ["en", "fr"]),  # the item's dc:language, else the channel's
+        (_ATOM_LANGUAGE, ["pt", "es", "it"]),  # the entry's xml:lang (or its content's), else the feed's
+        (_JSON_LANGUAGE, ["de", "en"]),  # the item's "language", else the feed's
+        (_NONE_DECLARED, [None]),
+        (_UNUSABLE, [None]),  # not a language tag: no guess
+    ],
+    ids=["rss20", "rss10", "atom", "jsonfeed", "undeclared", "unusable"],
+)
+def test_entries_carry_the_declared_language(body: bytes, languages: list[str | None]) -> None:
+    feed = parse_feed(body, "http://x.example/feed")
+    assert [e.language for e in feed.entries] == languages
+
+
+@pytest.mark.parametrize(
+    ("tag", "code"),
+    [("en", "en"), ("en-US", "en"), (" DE_de ", "de"), ("iw", "he"), ("zh-Hans-CN", "zh"),
+     ("", None), ("English", None), ("deu", None), ("x-default", None), ("*", None), (None, None), (3, None)],
+)
+def test_language_code_is_the_primary_subtag_as_extraction_reports_it(tag: object, code: str | None) -> None:
+    assert language_code(tag) == code

@@ -520,6 +520,27 @@ def test_version_ignores_comments_but_not_content(tmp_path: Path) -> None:
         ("slug: a\nterms: [x]\nslug: b\n", 3, "duplicate key 'slug'"),
         ("- a\n- b\n", 1, "expected a mapping"),
         ("", 1, "empty file"),
+        # a number in quotes is a string; one out of range says the range, not "must be a number"
+        ('slug: a\nterms:\n  - match: [x]\n    weight: "3"\n', 4, "weight must be a number, got the string '3' (remove the quotes)"),
+        ("slug: a\nterms:\n  - match: [x]\n    weight: 1e400\n", 4, "weight must be in (0, 100], got 1e400"),
+        ("slug: a\nterms:\n  - match: [x]\n    weight:\n", 4, "weight is empty"),
+        # scores stay below 1: a threshold of 1 would never tag
+        ("slug: a\nthreshold: 1\nterms: [x]\n", 2, "threshold must be in (0, 1), got 1 (scores are below 1"),
+        ("slug: a\nthreshold: 0\nterms: [x]\n", 2, "threshold must be in (0, 1), got 0"),
+        ("slug:\nterms: [x]\n", 1, "slug is empty"),
+        ('slug: ""\nterms: [x]\n', 1, "slug is empty"),
+        ("slug: a\nterms:\n  -\n", 3, "term is empty"),
+        # characters YAML refuses: the line and column they are on, in one line
+        ("slug: a\n\x1bterms: [x]\n", 2, "control character U+001B (column 1) is not allowed"),
+        ("slug: a\nterms: [x]\n# ok\n  \x00\n", 4, "control character U+0000 (column 3)"),
+        ("slug: a\nterms:\n  - x\x0c\n", 3, "control character U+000C (column 6)"),
+        # values YAML cannot construct: one line, not an internal error
+        ("slug: a\nterms:\n  - 2021-13-45\n", 3, "term: '2021-13-45' is not a valid timestamp"),
+        ("slug: a\nterms:\n  - match: [x]\n    weight: !!int abc\n", 4, "weight: 'abc' is not a valid int"),
+        ("slug: a\nterms:\n  - !!python/object:os.system x\n", 3, "term: YAML error: could not determine a constructor"),
+        # nesting that would overflow the YAML composer's recursion
+        ("slug: a\nterms: " + "[" * 5000 + "\n", 2, "nested more than 64 levels deep"),
+        ("slug: a\nterms: " + "{a: " * 5000 + "\n", 2, "nested more than 64 levels deep"),
     ],
 )
 def test_validation_errors_name_file_and_line(tmp_path: Path, text: str, line: int, words: str) -> None:
@@ -530,6 +551,30 @@ def test_validation_errors_name_file_and_line(tmp_path: Path, text: str, line: i
     assert message.startswith(f"{path}:{line}:"), message
     assert words in message
     assert "\n" not in message
+
+
+def test_numbers_in_exponent_notation_are_numbers() -> None:
+    # YAML 1.2 numbers PyYAML leaves as strings
+    topic = load_taxonomy_text("slug: a\nthreshold: 5e-1\nterms:\n  - match: [x]\n    weight: 1e1\n").topics[0]
+    assert (topic.threshold, topic.terms[0].weight) == (0.5, 10.0)
+    assert load_taxonomy_text("slug: a\nthreshold: 0.9999\nterms: [x]\n").topics[0].threshold == 0.9999
+
+
+def test_a_file_that_is_not_utf8_names_the_line_of_the_bad_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("slug: a\nterms: [café]\n".encode("latin-1"))
+    with pytest.raises(TaxonomyError) as info:
+        load_taxonomy(path)
+    assert str(info.value).startswith(f"{path}:2: not UTF-8 text (byte 0xe9")
+
+
+def test_errors_about_a_whole_path_carry_no_line_zero(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for path in (tmp_path / "nope.yaml", empty):
+        with pytest.raises(TaxonomyError) as info:
+            load_taxonomy(path)
+        assert ":0:" not in str(info.value) and str(info.value).startswith(f"{path}: ")
 
 
 def test_duplicate_slug_across_files_names_both(tmp_path: Path) -> None:
@@ -572,14 +617,70 @@ def test_a_learned_combiner_rescores_but_never_tags_without_matches() -> None:
     ("extra", "line", "message"),
     [
         ("model:\n  bias: 1\n  weights:\n    evidnce: 1\n", 6, "unknown model feature 'evidnce'"),
-        ("model:\n  bias: 1\n  weights:\n    term:nope: 1\n", 6, "names no term label"),
         ("model:\n  weights:\n    evidence: 1\n", 4, "model needs 'bias' and 'weights'"),
-        ("model:\n  bias: 1\n  weights:\n    other:nope: 1\n", 4, "names no topic"),
+        ("model:\n  bias: 1\n  weights:\n    evidence: strong\n", 6, "weight of 'evidence' must be a number"),
+        ("model:\n  bias: [1]\n  weights:\n    evidence: 1\n", 4, "model bias must be a single value"),
+        ("model:\n  bias: 1\n  weights: [evidence]\n", 5, "expected a mapping"),
     ],
 )
 def test_combiner_errors_name_the_line(extra: str, line: int, message: str) -> None:
+    """A malformed model block (wrong keys or types) is an error."""
     with pytest.raises(TaxonomyError, match=rf"^t\.yaml:{line}: .*{message}"):
         load_taxonomy_text("slug: r\nterms: [kremlin]\n" + extra, filename="t.yaml")
+
+
+@pytest.mark.parametrize(
+    ("feature", "why"),
+    [
+        ("other:nope", "model feature 'other:nope' names no topic of this taxonomy"),
+        ("term:beijing", "model feature 'term:beijing' names no term label of topic 'r'"),
+        ("loose:beijing", "model feature 'loose:beijing' names no term label of topic 'r'"),
+    ],
+)
+def test_a_model_that_no_longer_fits_is_set_aside_with_a_warning(
+    feature: str, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model naming a topic or term the taxonomy does not have (a copy kept in part, a term removed)
+    does not make the taxonomy unusable: the topic falls back to the plain score, with a warning that
+    names the line of the feature."""
+    base = "slug: r\nterms:\n  - match: [kremlin]\n    weight: 6\n"
+    model = f"model:\n  about: fitted\n  bias: -9\n  weights:\n    evidence: 1\n    {feature}: 0.5\n    other:gone: 1\n"
+    with caplog.at_level("WARNING", logger="newswire.processors.taxonomy"):
+        taxonomy = load_taxonomy_text(base + model, filename="t.yaml")
+    assert taxonomy.topics[0].model is None
+    (warning,) = taxonomy.warnings
+    assert warning.startswith(f"t.yaml:10: {why} (and 1 more such features); topic 'r' falls back to the plain score r/(r+6)")
+    assert "eval/train_combiner.py --write" in warning and "delete its 'model:' block" in warning
+    assert "\n" not in warning
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [warning]
+    plain = load_taxonomy_text(base)
+    assert taxonomy.version.split("-")[-1] == plain.version.split("-")[-1]  # the same content as without it
+    text = "The Kremlin said so."
+    assert Tagger(taxonomy).tag(None, text) == Tagger(plain).tag(None, text)  # tags as the plain score does
+
+
+def test_a_model_whose_features_fit_is_kept_without_warning() -> None:
+    taxonomy = load_taxonomy_text(
+        "topics:\n  - slug: r\n    terms: [kremlin]\n    model:\n      bias: 1\n      weights:\n"
+        "        term:kremlin: 1\n        other:s: 1\n  - slug: s\n    terms: [beijing]\n"
+    )
+    assert taxonomy.topics[0].model is not None and taxonomy.warnings == ()
+
+
+def test_the_shipped_china_file_alone_loads_without_its_model(caplog: pytest.LogCaptureFixture) -> None:
+    """`taxonomy copy`, then one file checked alone: China's model reads the other topics."""
+    from importlib import resources
+
+    text = resources.files("newswire").joinpath("taxonomy", "china.yaml").read_text(encoding="utf-8")
+    others = [n for n, line in enumerate(text.splitlines(), 1) if line.strip().startswith("other:")]
+    taxonomy = load_taxonomy_text(text, filename="china.yaml")
+    assert taxonomy.slugs == ["china"]
+    if not others:  # the shipped model reads no other topic (any more): nothing to set aside
+        assert taxonomy.warnings == ()
+        return
+    assert taxonomy.topics[0].model is None
+    (warning,) = taxonomy.warnings
+    assert warning.startswith(f"china.yaml:{others[0]}: model feature 'other:")
 
 
 def test_bow_tokens_are_words_and_cjk_bigrams() -> None:

@@ -1,0 +1,64 @@
+"""Building the article message (processors/message.py): which stage each field comes from."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from newswire.contract import load_schema
+from newswire.processors.feeds import parse_feed
+from newswire.processors.message import ArticleInput, build_message
+from newswire.records import Entry, Extraction, FeedSource
+
+VALIDATOR = Draft202012Validator(load_schema("article-v1"))
+NOW = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
+
+
+def _message(entry: Entry | None, extraction: Extraction | None) -> dict[str, object]:
+    item = ArticleInput(
+        id="0" * 32,
+        url="https://news.example/a",
+        original_url="https://news.example/a",
+        feed=FeedSource("https://news.example/feed.xml"),
+        entry=entry,
+        extraction=extraction,
+        fetched_at=NOW,
+    )
+    message = build_message(
+        item, [], processed_at=NOW, replayed=False, pipeline_version="0", taxonomy_version="t", extractor="x"
+    ).to_dict()
+    assert [e.message for e in VALIDATOR.iter_errors(message)] == []
+    return message
+
+
+def _entry(language: str | None) -> Entry:
+    return Entry(link="https://news.example/a", guid=None, title="Title", summary="A summary.", content=None,
+                 language=language)
+
+
+@pytest.mark.parametrize(
+    ("entry_language", "extraction", "expected"),
+    [
+        ("de", None, "de"),  # text from the feed: the language the feed declares
+        (None, None, None),  # nothing declared: no guess
+        ("de", Extraction(text="Text.", language="fr"), "fr"),  # the page's language wins
+        ("de", Extraction(text="Text.", language=None), "de"),  # a page without one: the feed's
+    ],
+)
+def test_language_comes_from_the_page_else_the_feed(
+    entry_language: str | None, extraction: Extraction | None, expected: str | None
+) -> None:
+    message = _message(_entry(entry_language), extraction)
+    assert message["language"] == expected
+    assert message["text_source"] == ("feed" if extraction is None else "page")
+
+
+def test_feed_only_article_of_a_german_rss_feed_is_german() -> None:
+    feed = parse_feed(
+        b'<rss version="2.0"><channel><title>t</title><language>de</language><item><title>Titel</title>'
+        b"<link>https://news.example/a</link><description>Ein Text.</description></item></channel></rss>",
+        "https://news.example/feed.xml",
+    )
+    assert _message(feed.entries[0], None)["language"] == "de"
