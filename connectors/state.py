@@ -8,7 +8,8 @@ Two backends, one schema and one set of queries (SQLAlchemy Core):
 
 Schema changes are numbered migrations applied on open (``newswire db upgrade`` applies them alone). The
 version lives in ``PRAGMA user_version`` on SQLite (as in stores written before PostgreSQL existed) and in
-the ``newswire_schema`` table on PostgreSQL.
+the ``newswire_schema`` table on PostgreSQL. A database without that version must be empty: another
+application's database (or a file that is not SQLite) is refused with a :class:`StateConfigError`.
 
 Many workers: a feed is polled by one worker at a time (:meth:`StateStore.lease_due`, a lease with an
 expiry taken in one transaction: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, SQLite's single writer
@@ -183,6 +184,7 @@ def _engine(url: str) -> Engine:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StateError(f"cannot open state store {parsed.database}: {exc.strerror or exc}") from None
+        _check_sqlite_file(Path(parsed.database))
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
@@ -209,6 +211,34 @@ def _engine(url: str) -> Engine:
     raise StateConfigError(f"state URL {url!r}: only postgresql:// and sqlite:/// are supported")
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """The file of a SQLite state store, when it exists, must be an SQLite database (an empty file is
+    one): anything else is refused before SQLite opens it, rather than failing as "unavailable"."""
+    try:
+        if path.is_dir():
+            raise StateConfigError(f"cannot open state store {path}: it is a directory, not a file")
+        if not path.is_file():
+            return
+        with path.open("rb") as file:
+            head = file.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise StateError(f"cannot open state store {path}: {exc.strerror or exc}") from None
+    if head and head != _SQLITE_HEADER:
+        raise StateConfigError(f"{path} is not an SQLite database, so not a newswire state store")
+
+
+def _state_error(what: str, exc: SQLAlchemyError) -> StateError:
+    """A database error as a StateError: a file SQLite finds damaged or foreign is a StateConfigError
+    (trying again cannot help), anything else may pass (a server away, a lock held too long)."""
+    name = str(getattr(getattr(exc, "orig", None), "sqlite_errorname", ""))
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        return StateConfigError(f"{what}: {_one_line(exc)} (not a usable SQLite database)")
+    return StateError(f"{what}: {_one_line(exc)}")
+
+
 class StateStore:
     """Thread-safe facade over the state database (SQLite file or PostgreSQL)."""
 
@@ -222,7 +252,7 @@ class StateStore:
             with self._engine.connect() as conn:
                 conn.rollback()
         except SQLAlchemyError as exc:
-            raise StateError(f"cannot open state store {self.describe()}: {_one_line(exc)}") from None
+            raise _state_error(f"cannot open state store {self.describe()}", exc) from None
         self.migrations_applied = self._migrate()
 
     @classmethod
@@ -258,7 +288,7 @@ class StateStore:
                 with self._engine.begin() as conn:
                     yield conn
             except SQLAlchemyError as exc:
-                raise StateError(f"state store {self.describe()}: {_one_line(exc)}") from None
+                raise _state_error(f"state store {self.describe()}", exc) from None
 
     # schema ------------------------------------------------------------------------------------------
 
@@ -281,6 +311,7 @@ class StateStore:
             if self.dialect == "postgresql":
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7172635)")
             current = self._version(conn)
+            self._refuse_foreign(conn, current)
             if current > len(_MIGRATIONS):
                 raise StateError(
                     f"state store {self.describe()} has schema version {current}, newer than this newswire knows"
@@ -295,6 +326,32 @@ class StateStore:
                     conn.exec_driver_sql(f"INSERT INTO newswire_schema (version) VALUES ({number + 1})")
                 applied += 1
         return applied
+
+    def _refuse_foreign(self, conn: Connection, version: int) -> None:
+        """A database without newswire's schema must be empty (SQLite: any table; PostgreSQL: any table
+        in the current schema): newswire's tables are not added to another application's database. One
+        with a schema version (SQLite: any ``user_version``) must have newswire's tables."""
+        if self.dialect == "sqlite":
+            query = (
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+                "AND substr(name, 1, 7) <> 'sqlite_' ORDER BY name"
+            )
+        else:
+            query = (
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+                "AND table_name <> 'newswire_schema' ORDER BY table_name"
+            )
+        tables = [str(row[0]) for row in conn.exec_driver_sql(query)]
+        if version > 0 and "feeds" not in tables:
+            raise StateConfigError(
+                f"{self.describe()} is not a newswire state store: schema version {version} but no feeds table"
+            )
+        if version == 0 and tables:
+            shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StateConfigError(
+                f"{self.describe()} is not a newswire state store: it has tables of its own ({shown}) and no "
+                "newswire schema; name a new or empty database"
+            )
 
     def upgrade(self) -> tuple[int, int]:
         """(migrations applied when this store was opened, schema version now)."""

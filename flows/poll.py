@@ -148,15 +148,35 @@ def poll_forever(
     *,
     interval_minutes: float,
     report: Callable[[str], None],
+    quiet: bool = False,
 ) -> None:
     """Without a Prefect server, Prefect cannot schedule (its ephemeral API has no scheduler): run the
     poll flow from this process every tick instead, until interrupted. A failed cycle (the broker
-    away, say) is reported and the next tick tries again; nothing unacknowledged was marked done."""
+    away, say) is reported and the next tick tries again; nothing unacknowledged was marked done.
+
+    Each cycle's summary line is reported; with ``quiet``, only the lines of cycles that did something
+    (:func:`cycle_did_something`): most ticks find no feed due, and a line a minute is 1,440 a day."""
     tick = min(TICK, timedelta(minutes=interval_minutes)).total_seconds()
     while True:
         started = time.monotonic()
         try:
-            report(run_poll_flow(feeds_file, settings, poll_all=False, interval_minutes=interval_minutes).line())
+            summary = run_poll_flow(feeds_file, settings, poll_all=False, interval_minutes=interval_minutes)
+            if not quiet or cycle_did_something(summary):
+                report(summary.line())
         except (BrokerUnavailable, StateError) as exc:
             report(f"cycle not completed: {exc}; trying again in {tick:.0f} s")
         time.sleep(max(0.0, tick - (time.monotonic() - started)))
+
+
+def cycle_did_something(summary: RunSummary) -> bool:
+    """A poll cycle worth a line: it polled a feed, published, dead-lettered or failed something. The
+    store-wide health counts (feeds failing, parked, waiting) do not count: they repeat every cycle."""
+    return bool(
+        summary.feeds_polled
+        or summary.feeds_failed
+        or summary.published
+        or summary.dead_letters
+        or summary.page_failures
+        or summary.publish_failures
+        or summary.malformed_records
+    )

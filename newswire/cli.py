@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 from datetime import timedelta
@@ -40,6 +41,11 @@ MAX_INTERVAL_MINUTES = 10 * 365 * 24 * 60  # ten years: beyond, a date overflows
 
 class UserError(Exception):
     """Raised inside commands for a one-line error and exit status 2."""
+
+
+class Unavailable(Exception):
+    """Raised inside commands for a one-line error and exit status 3 (a service newswire needs cannot be
+    reached: trying again later may work)."""
 
 
 # -- shared options -----------------------------------------------------------------------------------
@@ -87,7 +93,17 @@ KafkaOpt = Annotated[
         help="KEY=VALUE passed to kafka-python (security_protocol, sasl_*, ssl_*...); repeatable or ';'-separated.",
     ),
 ]
-VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-v, -vv).")]
+VerboseOpt = Annotated[
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        metavar="",  # a counting flag takes no value: no <int> in the help
+        show_default=False,
+        help="More log output; repeat the flag: -v info, -vv debug, -vvv the libraries' too.",
+    ),
+]
 PartitionsOpt = Annotated[
     int,
     typer.Option("--partitions", envvar="NEWSWIRE_PARTITIONS", help="Partitions of each topic newswire creates."),
@@ -130,12 +146,64 @@ def _settings(**values: Any) -> Settings:
 
 # -v given before the command (`newswire -v replay ...`) counts as well as after it
 _global_verbose = 0
+# the log file this command writes (None: not started yet, or the file could not be opened)
+_log_file: Path | None = None
+
+
+def _state_base(state_dir: Path | None) -> Path:
+    """--state-dir, else $NEWSWIRE_STATE_DIR (for commands without the option), else the user's data dir."""
+    if state_dir is not None:
+        return state_dir
+    from_env = os.environ.get("NEWSWIRE_STATE_DIR")
+    return Path(from_env) if from_env else default_state_dir()
 
 
 def _start(verbose: int, state_dir: Path | None) -> Path:
-    base = state_dir or default_state_dir()
-    setup_logging(verbose + _global_verbose, base / "newswire.log")
+    """Logging for a command (the log file is ``<state dir>/newswire.log``); returns the state dir."""
+    global _log_file
+    base = _state_base(state_dir)
+    _log_file = setup_logging(verbose + _global_verbose, base / "newswire.log")
     return base
+
+
+def _multiproc_dir(*, writes: bool) -> Path | None:
+    """$PROMETHEUS_MULTIPROC_DIR when set. prometheus-client writes there from the first sample on, so a
+    name that is no directory is a one-line error before any work starts, not a FileNotFoundError later."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return None
+    value = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    if not value:
+        raise UserError("PROMETHEUS_MULTIPROC_DIR is set but empty: unset it, or name an existing directory")
+    path = Path(value)
+    if not path.exists():
+        raise UserError(f"PROMETHEUS_MULTIPROC_DIR={value}: the directory does not exist (create it, empty, first)")
+    if not path.is_dir():
+        raise UserError(f"PROMETHEUS_MULTIPROC_DIR={value} is not a directory")
+    if writes and not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"PROMETHEUS_MULTIPROC_DIR={value}: the directory is not writable")
+    return path
+
+
+def _check_prefect_api(url: str, *, once: bool) -> None:
+    """A Prefect API newswire is told to use must answer before any work starts (exit status 3)."""
+    import httpx
+
+    try:
+        httpx.get(url.rstrip("/") + "/health", timeout=10.0)
+    except httpx.InvalidURL as exc:
+        raise UserError(f"PREFECT_API_URL={url}: not a valid URL ({exc})") from None
+    except httpx.TransportError as exc:
+        raise Unavailable(_prefect_unreachable(url, str(exc) or type(exc).__name__, once=once)) from None
+
+
+def _prefect_unreachable(url: str, why: str, *, once: bool) -> str:
+    instead = "pass --no-prefect or unset PREFECT_API_URL" if once else "unset PREFECT_API_URL"
+    return f"Prefect API at {url} is unreachable ({why}); start the server, or {instead} to run without it"
+
+
+def _url_host(addr: str) -> str:
+    """An address as the host part of a URL (an IPv6 address in brackets)."""
+    return f"[{addr}]" if ":" in addr else addr
 
 
 def _print_version(value: bool) -> None:
@@ -209,6 +277,7 @@ def run(
 ) -> None:
     """Poll the feeds of the --feeds list, publish every new article, commit."""
     _start(verbose, state_dir)
+    _multiproc_dir(writes=True)
     if not 0 < interval <= MAX_INTERVAL_MINUTES:  # also NaN and inf
         raise UserError(f"--interval must be a positive number of minutes, at most {MAX_INTERVAL_MINUTES:,}")
     settings = _settings(
@@ -232,14 +301,17 @@ def run(
     from newswire.logs import quiet_prefect
 
     quiet_prefect(settings.state_dir / "prefect")
+    api_url = os.environ.get("PREFECT_API_URL")
+    use_prefect = prefect if prefect is not None else bool(api_url)
+    if api_url and (use_prefect or not once):
+        _check_prefect_api(api_url, once=once)
     if metrics_port is not None:
         _serve_metrics(metrics_port, metrics_addr, settings.state_dir, in_children=not once or bool(prefect))
-    import os
 
     if not once:
         from newswire.flows.poll import poll_forever, serve_poll
 
-        if os.environ.get("PREFECT_API_URL"):
+        if api_url:
             typer.echo(
                 f"newswire: serving the poll flow for {len(feed_list)} feeds on {os.environ['PREFECT_API_URL']}: "
                 "a run every minute polls the feeds due (Ctrl-C stops)",
@@ -252,14 +324,21 @@ def run(
                 "(no Prefect server configured: set PREFECT_API_URL to serve it to one; Ctrl-C stops)",
                 err=True,
             )
-            poll_forever(feeds, settings, interval_minutes=interval, report=typer.echo)
+            # a cycle that did nothing (no feed due) prints nothing unless -v: one line a minute adds up
+            poll_forever(
+                feeds, settings, interval_minutes=interval, report=typer.echo, quiet=verbose + _global_verbose < 1
+            )
         return
 
-    use_prefect = prefect if prefect is not None else bool(os.environ.get("PREFECT_API_URL"))
     if use_prefect:
         from newswire.flows.poll import run_poll_flow
 
-        summary = run_poll_flow(feeds, settings, poll_all=all_feeds, interval_minutes=interval)
+        try:
+            summary = run_poll_flow(feeds, settings, poll_all=all_feeds, interval_minutes=interval)
+        except RuntimeError as exc:
+            if api_url and str(exc).startswith("Failed to reach API at"):  # Prefect's words: it went away
+                raise Unavailable(_prefect_unreachable(api_url, "no answer", once=True)) from None
+            raise
     else:
         from newswire.live import run_leased
 
@@ -275,8 +354,6 @@ def run(
 def _serve_metrics(port: int, addr: str, state_dir: Path, *, in_children: bool) -> None:
     """The metrics endpoint for this run. Flow runs that Prefect starts in child processes write their
     samples to a shared directory (prometheus-client's multiprocess mode), which the endpoint sums."""
-    import os
-
     from newswire.metrics import MetricsError, serve_metrics
 
     if in_children and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -322,19 +399,20 @@ def metrics_serve(
 ) -> None:
     """Serve the metrics that processes (a Prefect worker's flow runs) write to $PROMETHEUS_MULTIPROC_DIR."""
     _start(verbose, None)
-    import os
     import threading
 
     from newswire.metrics import MetricsError, serve_metrics
 
-    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not shared or not Path(shared).is_dir():
+    shared = _multiproc_dir(writes=False)
+    if shared is None:
         raise UserError("set PROMETHEUS_MULTIPROC_DIR to the directory the workers' flow runs write metrics to")
     try:
-        serve_metrics(port, addr)
+        server = serve_metrics(port, addr)
     except MetricsError as exc:
         raise UserError(str(exc)) from None
-    typer.echo(f"newswire: metrics of {shared} on http://{addr}:{port}/metrics (Ctrl-C stops)", err=True)
+    typer.echo(
+        f"newswire: metrics of {shared} on http://{_url_host(addr)}:{server.port}/metrics (Ctrl-C stops)", err=True
+    )
     threading.Event().wait()
 
 
@@ -408,6 +486,7 @@ def replay(
 ) -> None:
     """Replay WARC archives through the pipeline (no network): feeds, their entries, archived pages."""
     _start(verbose, state_dir)
+    _multiproc_dir(writes=True)
     from newswire.pool import start_forkserver
 
     start_forkserver()  # its preload overlaps the imports below
@@ -953,8 +1032,10 @@ def taxonomy_eval(
 def taxonomy_copy(
     directory: Annotated[Path, typer.Argument(help="Where to write the shipped topic files.", show_default=False)],
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Copy the shipped taxonomy's YAML files into DIRECTORY, to edit and pass as --taxonomy."""
+    _start(verbose, None)
     from importlib import resources
 
     root = resources.files("newswire").joinpath("taxonomy")
@@ -1033,6 +1114,8 @@ def main() -> None:
         raise SystemExit(143 if _terminated else 130) from None
     except (UserError, ConfigError) as exc:
         _fail(str(exc), EXIT_USER)
+    except Unavailable as exc:
+        _fail(str(exc), EXIT_UNAVAILABLE)
     except Exception as exc:
         if _raised_one_of(exc, _USER_ERRORS):
             _fail(str(exc), EXIT_USER)
@@ -1047,7 +1130,8 @@ def main() -> None:
         if type(exc).__name__ == "Abort":
             _fail("aborted", 130)
         log.exception("internal error", extra=FILE_ONLY)
-        _fail(f"internal error: {type(exc).__name__}: {exc} (traceback in the log file)", EXIT_INTERNAL)
+        where = f"traceback in {_log_file}" if _log_file is not None else "no log file could be written"
+        _fail(f"internal error: {type(exc).__name__}: {exc} ({where})", EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,11 @@ class _OneLine(logging.Formatter):
             record.exc_info, record.exc_text = saved
 
 
-def setup_logging(verbosity: int, log_file: Path | None) -> None:
+def setup_logging(verbosity: int, log_file: Path | None) -> Path | None:
+    """Returns the log file when it could be opened (None: terminal only).
+
+    Python warnings (a library's ``SAWarning`` or ``DeprecationWarning``, with its source line) go to the
+    log; on the terminal only with ``-v``."""
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -38,6 +42,9 @@ def setup_logging(verbosity: int, log_file: Path | None) -> None:
     terminal.setLevel(level)
     terminal.setFormatter(_OneLine(_FORMAT, "%H:%M:%S"))
     terminal.addFilter(lambda record: not getattr(record, "file_only", False))
+    logging.captureWarnings(True)
+    if verbosity < 1:
+        terminal.addFilter(lambda record: record.name != "py.warnings")
     if verbosity < 2:
         # kafka-python logs every reconnect attempt as an error, and the extraction libraries warn about
         # pages newswire handles itself ("discarding data: None"); newswire reports the outcome
@@ -53,13 +60,15 @@ def setup_logging(verbosity: int, log_file: Path | None) -> None:
             log_file.parent.mkdir(parents=True, exist_ok=True)
             handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=3)
         except OSError:
-            return
-        handler.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
-        handler.setFormatter(logging.Formatter(_FORMAT))
-        root.addHandler(handler)
+            log_file = None
+        else:
+            handler.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
+            handler.setFormatter(logging.Formatter(_FORMAT))
+            root.addHandler(handler)
     # Chatty libraries stay at warning unless -vv.
     for name in ("kafka", "httpx", "httpcore", "trafilatura", "htmldate", "courlan", "urllib3", "asyncio"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
+    return log_file
 
 
 def quiet_prefect(home: Path) -> None:
@@ -70,6 +79,9 @@ def quiet_prefect(home: Path) -> None:
     os.environ.setdefault("PREFECT_HOME", str(home))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The client's switch: without it Prefect prints its telemetry notice on a terminal at first import
+    # in a fresh PREFECT_HOME (Prefect 3 has no PREFECT_* setting for the client side).
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")

@@ -12,7 +12,7 @@ What a run records (names as scraped):
 * ``newswire_most_overdue_feed_seconds``: how late the most overdue feed of the state is (0: none late).
 
 A Prefect process worker runs each flow run in a child process. Set ``PROMETHEUS_MULTIPROC_DIR`` (an
-empty directory) in the worker's environment and serve it with ``newswire metrics serve``: the children
+empty directory, which must exist: the CLI refuses a name that is no directory) in the worker's environment and serve it with ``newswire metrics serve``: the children
 write their samples there and one endpoint sums them (prometheus-client's multiprocess mode).
 """
 

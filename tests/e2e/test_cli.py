@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from demo.webserver import RunningServer
 from newswire.connectors.kafka import KafkaSettings
 from newswire.devbroker import free_port
+from newswire.processors.canonical import article_id
 from tests.integration.pipeline_support import SAMPLE
 from tests.support.cli import NEWSWIRE, newswire, one_line_error
 from tests.support.combiners import write_china_combiner
@@ -50,6 +52,45 @@ def test_run_once_tail_and_feeds_status(
     rows = {r["url"].rsplit("/", 1)[-1]: r for r in json.loads(status.stdout)}
     assert rows["broken.xml"]["consecutive_failures"] == 1 and "ill-formed" in rows["broken.xml"]["last_error"]
     assert rows["courier.xml"]["http_status"] == 200 and rows["courier.xml"]["entries_seen"] == 6
+
+
+def test_verbose_runs_log_each_stages_decisions(
+    sample_web: RunningServer, feeds_file: Path, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """-v says which article fell back to its feed's text and why, what each feed held, which feeds
+    were not modified; -vv adds every entry's fate. Without -v nothing of it (the first test above)."""
+    common = [
+        "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "state"), "--allow-host", "127.0.0.1",
+        "--bootstrap-servers", kafka_settings.bootstrap_servers, "--topic-prefix", kafka_settings.topic_prefix,
+    ]  # fmt: skip
+    first = newswire("run", "--once", "-v", *common)
+    assert first.returncode == 0, first.stderr
+    logged = first.stderr
+    dead = sample_web.url("articles/kremlin-budget-analysis.html")
+    assert f"INFO newswire.pipeline page failed url={dead} reason=http-404 text_source=feed" in logged, logged
+    dispatch, courier = sample_web.url("feeds/dispatch.xml"), sample_web.url("feeds/courier.xml")
+    # the drills article is in courier.xml first, then in dispatch.xml
+    assert (f"feed entries url={dispatch} entries=7 new=6 already_published=0 duplicates=1 rejected=0") in logged
+    assert f"feed entries url={courier} entries=6 new=6 already_published=0" in logged
+    assert " DEBUG " not in logged and "Traceback" not in logged
+
+    # courier.xml changed since: one entry more; the other feeds answer 304
+    body = (SAMPLE / "feeds" / "courier.xml").read_bytes()
+    item = (b"<item><title>Harbour fete</title><link>__BASE__/articles/harbour-fete.html</link>"
+            b"<description>The harbour fete returns.</description></item>")
+    sample_web.add_route("/feeds/courier.xml", body.replace(b"</channel>", item + b"</channel>"),
+                         substitute=True, content_type="application/rss+xml")
+    second = newswire("run", "--once", "--all", "-vv", *common)
+    assert second.returncode == 0, second.stderr
+    logged = second.stderr
+    assert f"INFO newswire.live feed not modified url={dispatch} status=304" in logged, logged
+    assert f"feed entries url={courier} entries=7 new=1 already_published=6 duplicates=0 rejected=0" in logged
+    fete = sample_web.url("articles/harbour-fete.html")
+    assert f"DEBUG newswire.live entry new id={article_id(fete)} url={fete} feed={courier}" in logged
+    drills = sample_web.url("articles/joint-naval-drills.html")
+    assert f"DEBUG newswire.live entry already-published id={article_id(drills)} url={drills}" in logged
+    assert f"page failed url={fete} reason=http-404 text_source=feed" in logged
+    assert f"DEBUG newswire.pipeline article tagged id={article_id(fete)} url={fete} text_source=feed" in logged
 
 
 def test_environment_variables_configure_the_run(
@@ -296,6 +337,52 @@ def test_taxonomy_copy_edit_check_and_tag(tmp_path: Path) -> None:
     assert broken_tag.returncode == 2 and "danube.yaml:4:" in one_line_error(broken_tag)
 
 
+def test_a_copied_taxonomy_kept_in_part_still_checks(tmp_path: Path) -> None:
+    """One file of a copy, or a copy without a topic: a learned model reading the missing topics is set
+    aside with a warning naming the line of its feature, and the topic keeps its terms."""
+    mine = tmp_path / "mine"
+    assert newswire("taxonomy", "copy", str(mine)).returncode == 0
+    china = mine / "china.yaml"
+    others = [n for n, line in enumerate(china.read_text("utf-8").splitlines(), 1) if line.strip().startswith("other:")]
+    alone = newswire("taxonomy", "check", str(china))
+    assert alone.returncode == 0, alone.stderr
+    assert "Traceback" not in alone.stderr
+    assert "china" in alone.stdout.splitlines()[1]
+    if not others:  # the shipped China model reads no other topic (any more): nothing to set aside
+        assert alone.stderr == ""
+        return
+    assert ", plain  [" in alone.stdout.splitlines()[1]  # scored without its model
+    (warning,) = alone.stderr.splitlines()
+    assert f" WARNING newswire.processors.taxonomy {china}:{others[0]}: model feature 'other:" in warning
+    assert "falls back to the plain score r/(r+6)" in warning and "eval/train_combiner.py --write" in warning
+
+    (mine / "afghanistan.yaml").unlink()
+    dropped = newswire("taxonomy", "check", str(mine))
+    assert dropped.returncode == 0, dropped.stderr
+    assert dropped.stdout.splitlines()[0].endswith(": 3 topics")
+    assert "model feature 'other:afghanistan' names no topic of this taxonomy" in dropped.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"slug: x\n\x1bterms: [a]\n", "x.yaml:2: YAML error: control character U+001B (column 1) is not allowed"),
+        (b"slug: x\nterms: " + b"[" * 5000 + b"\n", "x.yaml:2: YAML error: nested more than 64 levels deep"),
+        (b"slug: x\nthreshold: 1\nterms: [a]\n", "x.yaml:2: threshold must be in (0, 1), got 1"),
+        (b'slug: x\nterms:\n  - match: a\n    weight: "3"\n', "x.yaml:4: weight must be a number, got the string '3' (remove the quotes)"),
+        (b"slug: x\nterms:\n  - match: a\n    weight: 1e400\n", "x.yaml:4: weight must be in (0, 100], got 1e400"),
+        (b"slug:\nterms: [a]\n", "x.yaml:1: slug is empty"),
+        (b"slug: x\nterms: [caf\xe9]\n", "x.yaml:2: not UTF-8 text"),
+    ],
+)
+def test_taxonomy_mistakes_are_one_line_with_their_line(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_bytes(content)
+    result = newswire("taxonomy", "check", str(path))
+    assert result.returncode == 2, result.stderr
+    assert expected in one_line_error(result)
+
+
 def test_taxonomy_eval_measures_labelled_items(tmp_path: Path) -> None:
     items = tmp_path / "mine.jsonl"
     items.write_text(
@@ -340,3 +427,150 @@ def test_tag_bad_input_is_one_line(tmp_path: Path) -> None:
     empty_page.write_text("<!doctype html><html><body><nav>Home</nav></body></html>")
     result = newswire("tag", str(empty_page))
     assert result.returncode == 2 and "no article text found" in one_line_error(result)
+
+
+# -- the environment a user brings: metrics dir, Prefect API, foreign databases, log file, help ----------
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("missing", "does not exist"), ("file", "is not a directory")])
+def test_a_prometheus_multiproc_dir_that_is_no_directory_is_a_user_error(
+    feeds_file: Path, tmp_path: Path, kind: str, expected: str
+) -> None:
+    shared = tmp_path / "metrics"
+    if kind == "file":
+        shared.write_text("")
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(shared), "NEWSWIRE_STATE_DIR": str(tmp_path / "s")}
+    # checked before any work: no broker listens on port 1, and that would be exit status 3
+    run = newswire("run", "--once", "--feeds", str(feeds_file), "--bootstrap-servers", "127.0.0.1:1", env=env)
+    assert run.returncode == 2, run.stderr
+    assert f"PROMETHEUS_MULTIPROC_DIR={shared}" in one_line_error(run) and expected in run.stderr
+    served = newswire("metrics", "serve", "--port", "0", "--metrics-addr", "127.0.0.1", env=env)
+    assert served.returncode == 2, served.stderr
+    assert expected in one_line_error(served) and "set PROMETHEUS_MULTIPROC_DIR to" not in served.stderr
+
+
+@pytest.mark.parametrize("addr", ["127.0.0.1", "::1"])
+def test_metrics_serve_prints_the_port_it_bound_and_a_url_that_works(tmp_path: Path, addr: str) -> None:
+    import re
+    import socket
+    import urllib.request
+
+    if ":" in addr:
+        try:
+            with socket.socket(socket.AF_INET6) as probe:
+                probe.bind((addr, 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared), "NEWSWIRE_STATE_DIR": str(tmp_path / "s")}
+    process = subprocess.Popen(
+        [NEWSWIRE, "metrics", "serve", "--port", "0", "--metrics-addr", addr],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        found = re.search(r"on (http://\S+/metrics) ", line)
+        assert found, line
+        url = found.group(1)
+        shown_host = f"[{addr}]" if ":" in addr else addr
+        assert url.startswith(f"http://{shown_host}:") and not url.endswith(":0/metrics"), url
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
+        with direct.open(url, timeout=10) as response:
+            assert b"newswire_" in response.read()
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def test_an_unreachable_prefect_api_is_exit_3_and_says_how_to_run_without_it(
+    feeds_file: Path, tmp_path: Path
+) -> None:
+    api = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
+    env = {"PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    common = ["--feeds", str(feeds_file), "--state-dir", str(tmp_path / "s"), "--bootstrap-servers", "127.0.0.1:1"]
+    once = newswire("run", "--once", *common, env=env, timeout=120)
+    assert once.returncode == 3, once.stderr
+    line = one_line_error(once)
+    assert api in line and "--no-prefect" in line and "unset PREFECT_API_URL" in line
+    keeps_polling = newswire("run", *common, env=env, timeout=120)
+    assert keeps_polling.returncode == 3, keeps_polling.stderr
+    assert api in one_line_error(keeps_polling) and "unset PREFECT_API_URL" in keeps_polling.stderr
+
+
+def test_db_upgrade_refuses_a_database_that_is_not_newswires(tmp_path: Path) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    state = ["--state-dir", str(tmp_path / "s")]
+    refused = newswire("db", "upgrade", "--state-url", f"sqlite:///{other}", *state)
+    assert refused.returncode == 2, refused.stderr
+    assert "is not a newswire state store" in one_line_error(refused) and "notes" in refused.stderr
+    with sqlite3.connect(other) as db:  # left as it was
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        assert tables == ["notes"] and db.execute("PRAGMA user_version").fetchone()[0] == 0
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database at all\n" * 100)
+    not_sqlite = newswire("db", "upgrade", "--state-url", f"sqlite:///{text}", *state)
+    assert not_sqlite.returncode == 2, not_sqlite.stderr
+    assert "is not an SQLite database" in one_line_error(not_sqlite)
+
+    fresh = tmp_path / "fresh.db"
+    fresh.touch()  # an empty file is an empty database
+    created = newswire("db", "upgrade", "--state-url", f"sqlite:///{fresh}", *state)
+    assert created.returncode == 0, created.stderr
+    again = newswire("db", "upgrade", "--state-url", f"sqlite:///{fresh}", *state)
+    assert again.returncode == 0 and "(0 migrations applied)" in again.stdout
+
+
+def test_every_command_logs_to_the_state_dir_of_the_environment(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    elsewhere = tmp_path / "xdg"  # where the user's data dir would be
+    env = {"NEWSWIRE_STATE_DIR": str(state), "XDG_DATA_HOME": str(elsewhere)}
+    text = tmp_path / "story.txt"
+    text.write_text("Kremlin rejects talks\nRussia said no.\n")
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"text": "Putin and the Kremlin.", "title": "x", "topics": ["russia"]}) + "\n")
+    commands = [
+        ["tag", str(text)],
+        ["taxonomy", "check"],
+        ["taxonomy", "eval", str(items)],
+        ["taxonomy", "copy", str(tmp_path / "copy")],
+        ["tail", "articles", "--bootstrap-servers", f"127.0.0.1:{free_port()}", "--timeout", "0"],
+        ["metrics", "serve", "--port", "0"],  # no PROMETHEUS_MULTIPROC_DIR: a one-line error, logged
+        ["feeds", "import", str(text), "--feeds", str(tmp_path / "feeds.txt")],
+        ["feeds", "discover", "ftp://example.invalid/"],
+    ]
+    clean = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    for command in commands:
+        log = state / "newswire.log"
+        log.unlink(missing_ok=True)
+        result = subprocess.run(
+            [NEWSWIRE, *command], capture_output=True, text=True, timeout=120, env={**clean, **env}, check=False
+        )
+        assert "Traceback" not in result.stderr, result.stderr
+        assert log.exists(), (command, result.stderr)
+    assert not (elsewhere / "newswire" / "newswire.log").exists()
+
+
+def test_library_warnings_go_to_the_log_file_unless_verbose(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    url = f"sqlite:///{tmp_path / 'x.db'}?mode=ro"  # SQLAlchemy warns: pysqlite ignores the argument
+    quiet = newswire("db", "upgrade", "--state-url", url, "--state-dir", str(state))
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == "", quiet.stderr
+    assert "SAWarning" in (state / "newswire.log").read_text()
+    verbose = newswire("db", "upgrade", "--state-url", url, "--state-dir", str(state), "-v")
+    assert verbose.returncode == 0 and "are not accepted by the pysqlite driver" in verbose.stderr
+
+
+def test_verbose_is_shown_as_a_repeatable_flag_not_a_value(tmp_path: Path) -> None:
+    for args in (["--help"], ["tag", "--help"], ["run", "--help"]):
+        shown = newswire(*args, env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+        assert shown.returncode == 0, shown.stderr
+        (row,) = [line for line in shown.stdout.splitlines() if "--verbose" in line]
+        assert "<int>" not in row and "-vv" in row and "default" not in row, row

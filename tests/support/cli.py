@@ -11,8 +11,10 @@ NEWSWIRE = str(Path(sys.executable).with_name("newswire"))
 
 
 def newswire(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("PREFECT_API_URL", None)
+    """Runs ``newswire ARGS``; a PREFECT_API_URL of the tests' own environment is dropped (``env`` may set
+    one)."""
+    full_env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    full_env.update(env or {})
     return subprocess.run(
         [NEWSWIRE, *args], capture_output=True, text=True, timeout=timeout, env=full_env, check=False
     )

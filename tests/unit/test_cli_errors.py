@@ -1,0 +1,60 @@
+"""The CLI's last line of defence: an internal error prints one line naming the log file that keeps
+its traceback (the log file of the command's state dir, $NEWSWIRE_STATE_DIR included)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newswire import cli
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            if handler not in handlers:
+                handler.close()
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        logging.captureWarnings(False)
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("how", ["env", "option"])
+def test_an_internal_error_names_the_log_file_with_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    state = tmp_path / "state"
+    story = tmp_path / "story.txt"
+    story.write_text("A title\nSome text.\n")
+
+    def broken(text: str) -> tuple[str, str]:
+        raise RuntimeError("split went wrong")
+
+    monkeypatch.setattr("newswire.explain.split_title", broken)
+    if how == "env":  # `tag` has no --state-dir: the environment's state dir holds its log
+        monkeypatch.setenv("NEWSWIRE_STATE_DIR", str(state))
+        argv = ["newswire", "tag", str(story)]
+    else:
+        monkeypatch.delenv("NEWSWIRE_STATE_DIR", raising=False)
+        monkeypatch.setattr("newswire.connectors.state.StateStore.upgrade", lambda self: 1 / 0)
+        argv = ["newswire", "db", "upgrade", "--state-dir", str(state)]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == cli.EXIT_INTERNAL
+    err = capsys.readouterr().err
+    log_file = state / "newswire.log"
+    assert err.strip().endswith(f"(traceback in {log_file})"), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "Traceback" in log_file.read_text()

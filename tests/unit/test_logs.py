@@ -1,0 +1,119 @@
+"""Logging and Prefect's environment: what reaches the terminal and what only the log file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newswire.logs import quiet_prefect, setup_logging
+
+_PREFECT_ENV = (
+    "DO_NOT_TRACK",
+    "PREFECT_HOME",
+    "PREFECT_LOGGING_LEVEL",
+    "PREFECT_SERVER_ANALYTICS_ENABLED",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW",
+    "PREFECT_SERVER_LOGGING_LEVEL",
+    "PREFECT_LOGGING_LOG_PRINTS",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
+)
+
+
+@pytest.fixture
+def clean_prefect_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _PREFECT_ENV:
+        monkeypatch.delenv(name, raising=False)  # restored after the test, whatever quiet_prefect sets
+
+
+@pytest.mark.usefixtures("clean_prefect_env")
+def test_quiet_prefect_opts_out_of_telemetry_unless_the_user_decided(monkeypatch: pytest.MonkeyPatch) -> None:
+    quiet_prefect(Path("/nonexistent/prefect"))
+    assert os.environ["DO_NOT_TRACK"] == "1"
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    monkeypatch.setenv("DO_NOT_TRACK", "0")
+    quiet_prefect(Path("/nonexistent/prefect"))
+    assert os.environ["DO_NOT_TRACK"] == "0"
+
+
+def test_prefects_telemetry_notice_stays_off_a_terminal(tmp_path: Path) -> None:
+    """Prefect prints its notice at first import in a fresh PREFECT_HOME when stdout or stderr is a
+    terminal (and no CI variable is set): a pseudo-terminal stands in for the user's."""
+    import pty
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "DO_NOT_TRACK"}
+    for name in ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "JENKINS_URL", "TRAVIS", "CIRCLECI", "BUILDKITE", "TF_BUILD",
+                 "CODEBUILD_BUILD_ID", "BITBUCKET_COMMIT", "TEAMCITY_VERSION", "DRONE", "SEMAPHORE", "APPVEYOR",
+                 "BUDDY", "CI_NAME"):
+        env.pop(name, None)
+    code = (
+        "from pathlib import Path; from newswire.logs import quiet_prefect; "
+        f"quiet_prefect(Path({str(tmp_path / 'prefect')!r})); import prefect; print('imported')"
+    )
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal, env=env
+        )
+        os.close(terminal)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert process.wait(timeout=120) == 0, output
+    finally:
+        os.close(controller)
+    text = output.decode("utf-8", "replace")
+    assert "imported" in text
+    assert "anonymous usage data" not in text, text
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            if handler not in handlers:
+                handler.close()
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        logging.captureWarnings(False)
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("verbosity", [0, 1])
+def test_python_warnings_go_to_the_log_file_and_to_the_terminal_only_with_v(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], verbosity: int
+) -> None:
+    log_file = setup_logging(verbosity, tmp_path / "newswire.log")
+    assert log_file == tmp_path / "newswire.log"
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("a library's complaint", UserWarning, stacklevel=1)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    assert "a library's complaint" in log_file.read_text()
+    assert ("a library's complaint" in capsys.readouterr().err) == (verbosity >= 1)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_setup_logging_says_when_there_is_no_log_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert setup_logging(0, blocker / "newswire.log") is None

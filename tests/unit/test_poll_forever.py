@@ -1,0 +1,58 @@
+"""`run` without --once: a cycle that did nothing prints no summary line (one a minute is 1,440 a day)
+unless -v; a cycle that polled, published or failed does, and so does one that could not complete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newswire.config import Settings
+from newswire.pipeline import RunSummary
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_idle_cycles_print_nothing_unless_verbose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet: bool
+) -> None:
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    from newswire.connectors.kafka import BrokerUnavailable
+    from newswire.flows import poll
+
+    cycles: list[RunSummary | Exception] = [
+        RunSummary(feeds_polled=4, published=16, feeds_failing=1),
+        RunSummary(feeds_failing=1, feeds_parked=2),  # nothing due: store-wide health only
+        RunSummary(feeds_polled=2, feeds_not_modified=2),
+        RunSummary(),
+        BrokerUnavailable("Kafka broker at 127.0.0.1:1 is unreachable"),
+        RunSummary(feeds_polled=1, feeds_failed=1),
+    ]
+
+    def run_poll_flow(*args: object, **kwargs: object) -> RunSummary:
+        if not cycles:
+            raise _Stop
+        item = cycles.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    monkeypatch.setattr(poll, "run_poll_flow", run_poll_flow)
+    monkeypatch.setattr(poll.time, "sleep", lambda seconds: None)
+    lines: list[str] = []
+    with pytest.raises(_Stop):
+        poll.poll_forever(tmp_path / "feeds.txt", Settings(state_dir=tmp_path), interval_minutes=15,
+                          report=lines.append, quiet=quiet)
+    heads = [line.split(";")[0] for line in lines]
+    if quiet:
+        assert heads == [
+            "run: 4 feeds polled (0 not modified, 0 unchanged, 0 failed)",
+            "run: 2 feeds polled (2 not modified, 0 unchanged, 0 failed)",
+            "cycle not completed: Kafka broker at 127.0.0.1:1 is unreachable",
+            "run: 1 feeds polled (0 not modified, 0 unchanged, 1 failed)",
+        ]
+    else:
+        assert len(lines) == 6 and heads[1] == heads[3] == "run: 0 feeds polled (0 not modified, 0 unchanged, 0 failed)"
