@@ -15,6 +15,9 @@ Tansu binary is missing):
 
 The demo sample web: ``sample_web`` serves ``demo/sample`` on a loopback port, ``feeds_file`` is its
 OPML feed list pointing there.
+
+``restore_logging`` puts the root logger back as it was (handlers, level, warnings capture) after a
+test that calls ``setup_logging``.
 """
 
 from __future__ import annotations
@@ -165,3 +168,22 @@ def sample_web() -> Iterator[RunningServer]:
 @pytest.fixture
 def feeds_file(sample_web: RunningServer, tmp_path: Path) -> Path:
     return write_sample_feeds(sample_web, tmp_path / "feeds.opml")
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            if handler not in handlers:
+                handler.close()
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        logging.captureWarnings(False)

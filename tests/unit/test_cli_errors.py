@@ -3,30 +3,11 @@ its traceback (the log file of the command's state dir, $NEWSWIRE_STATE_DIR incl
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from newswire import cli
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-            if handler not in handlers:
-                handler.close()
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
-        logging.captureWarnings(False)
 
 
 @pytest.mark.usefixtures("restore_logging")

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,23 +76,6 @@ def test_prefects_telemetry_notice_stays_off_a_terminal(tmp_path: Path) -> None:
     text = output.decode("utf-8", "replace")
     assert "imported" in text
     assert "anonymous usage data" not in text, text
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-            if handler not in handlers:
-                handler.close()
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
-        logging.captureWarnings(False)
 
 
 @pytest.mark.usefixtures("restore_logging")
