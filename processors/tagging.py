@@ -413,6 +413,8 @@ class Tagger:
         self._unless: list[list[frozenset[int]]] = []
         self._dampen: list[frozenset[int]] = []
         self._windows = [[t.window for t in topic.terms] for topic in self._topics]
+        # Per topic: every cue id its terms and dampening look at.
+        self._topic_cues: list[frozenset[int]] = []
         for topic in self._topics:
             self._dampen.append(frozenset(cue_ids.setdefault(c, len(cue_ids)) for c in topic.dampen))
             req: list[frozenset[int]] = []
@@ -422,6 +424,7 @@ class Tagger:
                 unl.append(frozenset(cue_ids.setdefault(c, len(cue_ids)) for c in term.unless))
             self._requires.append(req)
             self._unless.append(unl)
+            self._topic_cues.append(frozenset().union(self._dampen[-1], *req, *unl))
         table: dict[str, list[_Entry]] = {}
 
         def add(form: str, kind: int, topic: int, index: int, case_form: str | None = None) -> None:
@@ -671,12 +674,19 @@ class Tagger:
             hits = [h for h in hits if not any(s <= h[0] and h[2] <= e for s, e in spans)]
         if excluded:
             # An excluded phrase is no cue either: "general" in "attorney general" does not make a coup military.
-            # (A dateline still is: "KABUL -" says where the story happens.)
-            cues = {
-                cue: inside
-                for cue, starts in cues.items()
-                if (inside := [p for p in starts if not any(s <= p < e for s, e in excluded)])
-            }
+            # (A dateline still is: "KABUL -" says where the story happens.) Only this topic's own cues
+            # are looked at, and the item's cue table is copied only when one of them changes.
+            own = cues
+            for cue in self._topic_cues[ti].intersection(own):
+                starts = own[cue]
+                inside = [p for p in starts if not any(s <= p < e for s, e in excluded)]
+                if len(inside) != len(starts):
+                    if cues is own:
+                        cues = dict(own)
+                    if inside:
+                        cues[cue] = inside
+                    else:
+                        del cues[cue]
         # Overlapping hits of one topic: the longest wins ("russian president" over "russian").
         hits.sort(key=_BY_SPAN)
         kept: list[_Hit] = []
