@@ -193,7 +193,10 @@ def _engine(url: str) -> Engine:
             # time, taken at BEGIN, which makes "read due feeds, then lease them" atomic across processes
             dbapi.isolation_level = None
             cur = dbapi.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            # WAL is written into the file, so it is set only on newswire's own or an empty database:
+            # another application's file, which the store then refuses, is left as it was
+            if _ours_or_empty(cur):
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
@@ -212,6 +215,18 @@ def _engine(url: str) -> Engine:
 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
+
+_SQLITE_TABLES = (
+    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+    "AND substr(name, 1, 7) <> 'sqlite_' ORDER BY name"
+)
+
+
+def _ours_or_empty(cur: Any) -> bool:
+    """A SQLite database with newswire's schema version set, or without any table of its own."""
+    if int(cur.execute("PRAGMA user_version").fetchone()[0]):
+        return True
+    return cur.execute(_SQLITE_TABLES).fetchone() is None
 
 
 def _check_sqlite_file(path: Path) -> None:
@@ -249,11 +264,15 @@ class StateStore:
         self.dialect = self._engine.dialect.name
         self._lock = threading.RLock()
         try:
-            with self._engine.connect() as conn:
-                conn.rollback()
-        except SQLAlchemyError as exc:
-            raise _state_error(f"cannot open state store {self.describe()}", exc) from None
-        self.migrations_applied = self._migrate()
+            try:
+                with self._engine.connect() as conn:
+                    conn.rollback()
+            except SQLAlchemyError as exc:
+                raise _state_error(f"cannot open state store {self.describe()}", exc) from None
+            self.migrations_applied = self._migrate()
+        except BaseException:
+            self._engine.dispose()  # a refused or unreachable store keeps no connection open
+            raise
 
     @classmethod
     def in_dir(cls, state_dir: Path) -> StateStore:
@@ -332,10 +351,7 @@ class StateStore:
         in the current schema): newswire's tables are not added to another application's database. One
         with a schema version (SQLite: any ``user_version``) must have newswire's tables."""
         if self.dialect == "sqlite":
-            query = (
-                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-                "AND substr(name, 1, 7) <> 'sqlite_' ORDER BY name"
-            )
+            query = _SQLITE_TABLES
         else:
             query = (
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "

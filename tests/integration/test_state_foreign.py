@@ -32,7 +32,12 @@ def test_a_database_with_tables_of_its_own_is_refused_and_left_alone(state_url: 
         StateStore(state_url)
     with engine.connect() as conn:
         assert sa.inspect(conn).get_table_names() == ["invoices"]
+        if engine.dialect.name == "sqlite":  # not even switched to WAL, which is written into the file
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "delete"
     engine.dispose()
+    if state_url.startswith("sqlite"):
+        path = Path(state_url.removeprefix("sqlite:///"))
+        assert not Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists()
 
 
 def test_an_empty_database_becomes_a_state_store_and_opens_again(state_url: str) -> None:
