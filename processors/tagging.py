@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -391,6 +391,25 @@ def _tagger_version(taxonomy_version: str, embeddings: Embeddings | None) -> str
     return f"{taxonomy_version}+embeddings-{digest}"
 
 
+
+def _reach(spans: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Spans sorted by start, and for each prefix of them the furthest end: ``_covers`` then asks in
+    O(log n) whether any span holds a range (the spans may overlap or nest)."""
+    ordered = sorted(spans)
+    starts = [s for s, _ in ordered]
+    reach: list[int] = []
+    furthest = -1
+    for _, e in ordered:
+        furthest = max(furthest, e)
+        reach.append(furthest)
+    return starts, reach
+
+
+def _covers(starts: list[int], reach: list[int], start: int, stop: int) -> bool:
+    """Some span (s, e) has s <= start and stop <= e."""
+    i = bisect_right(starts, start) - 1
+    return i >= 0 and reach[i] >= stop
+
 class Tagger:
     """Tags items against a taxonomy. Build once (it compiles the automaton), call ``tag`` many times."""
 
@@ -671,16 +690,19 @@ class Tagger:
             return _Evidence(words, cjk)
         spans = excluded + dead
         if spans:
-            hits = [h for h in hits if not any(s <= h[0] and h[2] <= e for s, e in spans)]
+            starts, reach = _reach(spans)
+            hits = [h for h in hits if not _covers(starts, reach, h[0], h[2])]
         if excluded:
             # An excluded phrase is no cue either: "general" in "attorney general" does not make a coup military.
-            # (A dateline still is: "KABUL -" says where the story happens.) Only this topic's own cues
-            # are looked at, and the item's cue table is copied only when one of them changes.
+            # (A dateline still is: "KABUL -" says where the story happens.) A cue is dropped when it starts
+            # inside an excluded phrase. Only this topic's own cues (requires, unless, dampen) are looked at,
+            # and the item's cue table is copied only when one of them changes.
             own = cues
+            starts, reach = _reach(excluded)
             for cue in self._topic_cues[ti].intersection(own):
-                starts = own[cue]
-                inside = [p for p in starts if not any(s <= p < e for s, e in excluded)]
-                if len(inside) != len(starts):
+                at = own[cue]
+                inside = [p for p in at if not _covers(starts, reach, p, p + 1)]
+                if len(inside) != len(at):
                     if cues is own:
                         cues = dict(own)
                     if inside:
