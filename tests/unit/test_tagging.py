@@ -3,11 +3,12 @@ and taxonomy validation errors that name the file and line."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
-from newswire.processors.tagging import Tagger, TaxonomyError, load_taxonomy
+from newswire.processors.tagging import Tagger, TaxonomyError, _covers, _reach, load_taxonomy
 from newswire.processors.taxonomy import load_taxonomy_text
 from newswire.records import TopicTag
 
@@ -712,3 +713,16 @@ def test_bow_feature_must_be_one_lower_case_word() -> None:
             "slug: r\nterms: [kremlin]\nmodel:\n  bias: 1\n  weights:\n    bow:Two Words: 1\n",
             filename="t.yaml",
         )
+
+
+def test_span_cover_lookup_agrees_with_checking_every_span() -> None:
+    # Exclude phrases and datelines can overlap and nest; the bisect lookup must answer exactly as the
+    # plain "is there a span holding [start, stop)" does.
+    rng = random.Random(8)
+    for _ in range(300):
+        spans = [(s, s + rng.randint(1, 30)) for s in (rng.randint(0, 200) for _ in range(rng.randint(1, 12)))]
+        starts, reach = _reach(spans)
+        for _ in range(40):
+            a = rng.randint(0, 240)
+            b = a + rng.randint(1, 20)
+            assert _covers(starts, reach, a, b) == any(s <= a and b <= e for s, e in spans), (spans, a, b)
