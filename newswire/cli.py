@@ -189,11 +189,17 @@ def _check_prefect_api(url: str, *, once: bool) -> None:
     import httpx
 
     try:
-        httpx.get(url.rstrip("/") + "/health", timeout=10.0)
-    except httpx.InvalidURL as exc:
-        raise UserError(f"PREFECT_API_URL={url}: not a valid URL ({exc})") from None
+        answer = httpx.get(url.rstrip("/") + "/health", timeout=10.0)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        # a URL without http:// or https:// cannot become reachable by waiting: the user's mistake
+        raise UserError(f"PREFECT_API_URL={url}: not a valid http(s) URL ({exc})") from None
     except httpx.TransportError as exc:
         raise Unavailable(_prefect_unreachable(url, str(exc) or type(exc).__name__, once=once)) from None
+    if answer.status_code == 404:
+        raise UserError(
+            f"PREFECT_API_URL={url}: {answer.url} answered 404, so this is no Prefect API "
+            "(it usually ends in /api, e.g. http://127.0.0.1:4200/api)"
+        )
 
 
 def _prefect_unreachable(url: str, why: str, *, once: bool) -> str:

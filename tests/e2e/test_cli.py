@@ -499,6 +499,28 @@ def test_an_unreachable_prefect_api_is_exit_3_and_says_how_to_run_without_it(
     assert api in one_line_error(keeps_polling) and "unset PREFECT_API_URL" in keeps_polling.stderr
 
 
+
+def test_a_prefect_api_url_that_cannot_work_is_exit_2(feeds_file: Path, tmp_path: Path) -> None:
+    # No scheme, or a web server that is no Prefect API: waiting will not help, so it is a usage error.
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    common = ["--feeds", str(feeds_file), "--state-dir", str(tmp_path / "s"), "--bootstrap-servers", "127.0.0.1:1"]
+    try:
+        for api, says in ((f"127.0.0.1:{free_port()}/api", "not a valid http(s) URL"),
+                          (f"http://127.0.0.1:{server.server_address[1]}/api", "answered 404")):
+            env = {"PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+            result = newswire("run", "--once", *common, env=env, timeout=120)
+            assert result.returncode == 2, result.stderr
+            assert api in one_line_error(result) and says in result.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+
 def test_db_upgrade_refuses_a_database_that_is_not_newswires(tmp_path: Path) -> None:
     import sqlite3
 
