@@ -23,6 +23,19 @@ from newswire.logs import FILE_ONLY, setup_logging
 
 log = logging.getLogger("newswire")
 
+
+def _flag_help_type(display: Any) -> Any:
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if self.is_flag and self.metavar is None else display(self, ctx)
+
+    return display_type_rich
+
+
+# typer 0.29 labels every option's type in the help, flags included ("--all <bool>", "--help <bool>"),
+# which reads as if the flag took a value: flags show no type.
+if hasattr(typer.core.TyperOption, "display_type_rich"):
+    typer.core.TyperOption.display_type_rich = _flag_help_type(typer.core.TyperOption.display_type_rich)
+
 app = typer.Typer(
     name="newswire",
     help="Poll news feeds, extract articles, tag topics, publish to Kafka.",
@@ -78,6 +91,7 @@ AllowHostOpt = Annotated[
     typer.Option(
         "--allow-host",
         envvar="NEWSWIRE_ALLOW_HOSTS",
+        metavar="HOST",
         help="Host allowed to resolve to a private/loopback address (repeatable).",
     ),
 ]
@@ -90,6 +104,7 @@ KafkaOpt = Annotated[
     typer.Option(
         "--kafka-option",
         envvar="NEWSWIRE_KAFKA_OPTIONS",
+        metavar="KEY=VALUE",
         help="KEY=VALUE passed to kafka-python (security_protocol, sasl_*, ssl_*...); repeatable or ';'-separated.",
     ),
 ]
@@ -471,7 +486,7 @@ def replay(
     ] = None,
     until: Annotated[str | None, typer.Option("--until", help="Only those dated before T.")] = None,
     feed: Annotated[
-        list[str] | None, typer.Option("--feed", help="Only this feed's documents and the pages they link (repeatable).")
+        list[str] | None, typer.Option("--feed", metavar="URL", help="Only this feed's documents and the pages they link (repeatable).")
     ] = None,
     skip_published: Annotated[
         bool,
