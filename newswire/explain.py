@@ -43,9 +43,8 @@ def explanation_lines(explained: list[TopicExplanation], *, show_all: bool) -> l
             lines.append(f"{'':<{width}}  terms: {_counts(e.terms, '.2f')}")
         if e.matches:
             lines.append(f"{'':<{width}}  matched: {_counts(e.matches, 'd')}")
-        if e.filtered:
-            lines.append(f"{'':<{width}}  not counted (their 'requires' cue missing or too far): "
-                         f"{_counts(e.filtered, 'd')}")
+        for why, words in e.dropped.items():
+            lines.append(f"{'':<{width}}  not counted ({why}): {_counts(words, 'd')}")
         if e.damped:
             lines.append(f"{'':<{width}}  damped: a 'dampen' cue (sport, human interest) scaled the evidence")
         if e.listed:

@@ -392,6 +392,38 @@ def _tagger_version(taxonomy_version: str, embeddings: Embeddings | None) -> str
 
 
 
+# Why a hit did not count (``TopicExplanation.dropped``).
+DROP_EXCLUDED = "inside an excluded phrase"
+DROP_DATELINE = "in a dateline"
+DROP_REQUIRES = "'requires' cue missing or too far"
+DROP_UNLESS = "an 'unless' cue is present"
+DROP_CONTEXT = "context term, and no other term of the topic"
+
+
+_Trace = dict[str, dict[tuple[int, int], str]]  # reason -> (start, stop) of a dropped hit -> its words
+
+
+def _note(trace: _Trace, why: str, hit: _Hit) -> None:
+    trace.setdefault(why, {})[(hit[0], hit[2])] = hit[4]
+
+
+def _dropped_words(trace: _Trace) -> dict[str, dict[str, int]]:
+    """The dropped hits as words and counts, by reason. A place is counted once (several terms can
+    match the same word) and a hit inside a longer one of the same reason ("china" in "in china") not
+    at all, as overlapping hits that count keep the longest."""
+    out: dict[str, dict[str, int]] = {}
+    for why, spans in trace.items():
+        words: dict[str, int] = {}
+        last_end = -1
+        for (start, stop), word in sorted(spans.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
+            if start < last_end:
+                continue
+            last_end = stop
+            words[word] = words.get(word, 0) + 1
+        out[why] = dict(sorted(words.items(), key=lambda kv: -kv[1]))
+    return out
+
+
 def _reach(spans: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
     """Spans sorted by start, and for each prefix of them the furthest end: ``_covers`` then asks in
     O(log n) whether any span holds a range (the spans may overlap or nest)."""
@@ -524,7 +556,8 @@ class Tagger:
     def explain(self, title: str | None, text: str, *, lead: str | None = None) -> list[TopicExplanation]:
         """Why each topic scored what it did, in taxonomy order: for an analyst checking a taxonomy edit
         (``newswire tag``)."""
-        evs = self._evidences(title, text, lead=lead)
+        traces: list[_Trace] = [{} for _ in self._topics]
+        evs = self._evidences(title, text, lead=lead, traces=traces)
         scored = self._scores(evs, title, text)
         out = []
         for ti, (topic, tag, ev) in enumerate(zip(self._topics, scored, evs, strict=True)):
@@ -555,6 +588,7 @@ class Tagger:
                     filtered=filtered,
                     damped=ev.damped,
                     listed=round(ev.listed, 4),
+                    dropped=_dropped_words(traces[ti]),
                 )
             )
         return out
@@ -584,7 +618,14 @@ class Tagger:
                 _LONE_SURROGATE.sub("\ufffd", low), overlapping=True
             )
 
-    def _evidences(self, title: str | None, text: str, *, lead: str | None = None) -> list[_Evidence]:
+    def _evidences(
+        self,
+        title: str | None,
+        text: str,
+        *,
+        lead: str | None = None,
+        traces: list[_Trace] | None = None,
+    ) -> list[_Evidence]:
         title = normalise_text(title or "")
         text = normalise_text(text or "")
         lead_n = normalise_text(lead) if lead else ""
@@ -663,7 +704,8 @@ class Tagger:
         cjk = (cjk_chars // 2) / words
         return [
             self._evidence(
-                ti, full, hits[ti], excl[ti], dead, cues, norm, title_end, lead_start, lead_end, words, cjk
+                ti, full, hits[ti], excl[ti], dead, cues, norm, title_end, lead_start, lead_end, words, cjk,
+                None if traces is None else traces[ti],
             )
             for ti in range(n_topics)
         ]
@@ -684,13 +726,22 @@ class Tagger:
         lead_end: int,
         words: int,
         cjk: float,
+        trace: _Trace | None = None,
     ) -> _Evidence:
+        """``trace``, when given (``explain`` only), collects the words of the hits that were dropped, by
+        reason; the scoring path passes None and pays nothing for it."""
         topic = self._topics[ti]
         if not hits:
             return _Evidence(words, cjk)
         spans = excluded + dead
         if spans:
             starts, reach = _reach(spans)
+            if trace is not None:
+                ex_starts, ex_reach = _reach(excluded) if excluded else ([], [])
+                for h in hits:
+                    if _covers(starts, reach, h[0], h[2]):
+                        why = DROP_EXCLUDED if _covers(ex_starts, ex_reach, h[0], h[2]) else DROP_DATELINE
+                        _note(trace, why, h)
             hits = [h for h in hits if not _covers(starts, reach, h[0], h[2])]
         if excluded:
             # An excluded phrase is no cue either: "general" in "attorney general" does not make a coup military.
@@ -729,6 +780,8 @@ class Tagger:
                 if window is None:
                     if req.isdisjoint(cues):  # walks the item's few cues, not the term's many
                         loose[term] = loose.get(term, 0) + 1
+                        if trace is not None:
+                            _note(trace, DROP_REQUIRES, h)
                         continue
                 else:
                     found = near.get(term)
@@ -736,13 +789,20 @@ class Tagger:
                         found = near[term] = _cue_positions(cues, req)
                     if not found or not _cue_within(found, start - window, stop + window):
                         loose[term] = loose.get(term, 0) + 1
+                        if trace is not None:
+                            _note(trace, DROP_REQUIRES, h)
                         continue
             unl = unless[term]
             if unl and not unl.isdisjoint(cues):
+                if trace is not None:
+                    _note(trace, DROP_UNLESS, h)
                 continue
             kept.append(h)
             last_end = stop
         if kept and all(terms[h[3]].context for h in kept):
+            if trace is not None:
+                for h in kept:
+                    _note(trace, DROP_CONTEXT, h)
             kept = []
         ev = _Evidence(words, cjk, loose=loose)
         if not kept:
@@ -865,8 +925,9 @@ class TopicExplanation:
     ``scorer``: "none" (no kept evidence, so never tagged), "plain" (``r / (r + 6)``), "combiner" (the
     topic's ``model:`` block) or "embeddings" (the optional extra). ``terms``: each matched term's
     weighted evidence by label, largest first; ``filtered``: hits dropped because a ``requires`` cue was
-    missing or too far; ``damped``: a ``dampen`` cue halved the evidence; ``listed``: the share of hits
-    that sat in an enumeration (counted a quarter).
+    missing or too far, by term label; ``damped``: a ``dampen`` cue scaled the evidence; ``listed``: the
+    share of hits that sat in an enumeration (counted a quarter); ``dropped``: every hit that did not
+    count, as the words found in the text, by reason (the ``DROP_*`` strings).
     """
 
     slug: str
@@ -881,6 +942,7 @@ class TopicExplanation:
     filtered: dict[str, int]
     damped: bool
     listed: float
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass

@@ -75,3 +75,60 @@ def test_split_title() -> None:
     assert split_title("\n Headline \nBody one.\nBody two.\n") == ("Headline", "Body one.\nBody two.")
     assert split_title("Only a headline") == ("Only a headline", "")
     assert split_title("  \n") == ("", "")
+
+
+REASONS = """
+topics:
+  - slug: russia
+    exclude: ["moscow, idaho"]
+    terms:
+      - match: [russia, moscow]
+        weight: 4
+      - match: [putin]
+        weight: 4
+        unless: [poutine]
+      - match: [soviet]
+        weight: 2
+        context: true
+      - match: [military]
+        weight: 3
+        requires: [kremlin]
+        label: troops
+"""
+
+
+def test_every_dropped_hit_is_named_by_its_words_and_reason() -> None:
+    tagger = Tagger(load_taxonomy_text(REASONS), embeddings=False)
+    drops = {e.slug: e for e in tagger.explain(
+        "A Soviet-era poster", "Police in Moscow, Idaho said the Putin poutine recipe was military grade."
+    )}["russia"].dropped
+    assert drops == {
+        "inside an excluded phrase": {"moscow": 1},
+        "'requires' cue missing or too far": {"military": 1},  # the words of the text, not the label 'troops'
+        "an 'unless' cue is present": {"putin": 1},
+        "context term, and no other term of the topic": {"soviet": 1},
+    }
+    dateline = {e.slug: e for e in tagger.explain("Oil rises", "MOSCOW (Reuters) - Oil rose.")}["russia"]
+    assert dateline.dropped == {"in a dateline": {"moscow": 1}} and not dateline.tagged
+    lines = explanation_lines(tagger.explain("Oil rises", "MOSCOW (Reuters) - Oil rose."), show_all=True)
+    assert any(line.strip() == "not counted (in a dateline): moscow 1" for line in lines)
+
+
+def test_a_word_two_terms_match_is_counted_once_and_the_longest_dropped_hit_wins() -> None:
+    tagger = Tagger(load_taxonomy_text("""
+topics:
+  - slug: china
+    exclude: [made in china]
+    terms:
+      - match: [china]
+        weight: 4
+      - match: [in china]
+        weight: 2
+      - match: [army]
+        requires: [beijing]
+      - match: [army]
+        label: army again
+        requires: [pla]
+"""), embeddings=False)
+    drops = {e.slug: e for e in tagger.explain("Toys", "Made in China, by the army.")}["china"].dropped
+    assert drops == {"inside an excluded phrase": {"in china": 1}, "'requires' cue missing or too far": {"army": 1}}
