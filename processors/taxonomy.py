@@ -201,7 +201,7 @@ def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
         if not files:
-            raise TaxonomyError(f"{p}: no .yaml files in this directory")
+            raise TaxonomyError(f"{p}: no .yaml or .yml files in this directory")
         name = p.name or "taxonomy"
     elif p.is_file():
         files = [p]
@@ -278,10 +278,16 @@ def _unfit_model(topic: Topic, slugs: set[str]) -> str | None:
         return None
     where, why = unfit[0]
     more = f" (and {len(unfit) - 1} more such features)" if len(unfit) > 1 else ""
+    prefix, _, rest = why.split("'")[1].partition(":")
+    # A term's label is its first form unless it says otherwise: changing that form renames the term.
+    relabel = (
+        f"if you changed the first form of a term, give that term `label: {rest}`; otherwise "
+        if prefix in ("term", "loose") else ""
+    )
     return (
         f"{where}: {why}{more}; topic {topic.slug!r} falls back to the plain score r/(r+6) without "
-        "its learned model (retrain the model with `python eval/train_combiner.py --write`, or delete "
-        "its 'model:' block)"
+        f"its learned model ({relabel}retrain the model with `python eval/train_combiner.py --write`, "
+        "or delete its 'model:' block)"
     )
 
 
@@ -346,6 +352,16 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def _yaml_hint(exc: yaml.MarkedYAMLError) -> str:
+    """What PyYAML's wording means for a taxonomy file, for the mistakes people make."""
+    problem = str(exc.problem or "")
+    if "another document" in problem:
+        return " (a second '---' document: one topic per file, or several in a list under 'topics:')"
+    if "<block end>" in problem or "mapping values are not allowed" in problem:
+        return " (check this line's indentation against the lines above it)"
+    return ""
+
+
 def _compose(filename: str, text: str) -> yaml.Node | None:
     """The YAML node tree, or a TaxonomyError of one line with the line of the mistake."""
     loader: _Loader | None = None
@@ -356,7 +372,9 @@ def _compose(filename: str, text: str) -> yaml.Node | None:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         problem = _one_line(exc.problem or exc.context or "not valid YAML")
-        raise TaxonomyError(f"{filename}:{line}: YAML syntax error: {problem}") from None
+        if exc.problem and exc.context and str(exc.context).startswith("expected"):
+            problem = _one_line(f"{exc.context} {exc.problem}")  # "expected a single document ... but found"
+        raise TaxonomyError(f"{filename}:{line}: YAML syntax error: {problem}{_yaml_hint(exc)}") from None
     except yaml.reader.ReaderError as exc:
         # A character YAML does not allow (a control character: NUL, ESC, form feed...). The reader
         # gives its offset in the text; the line is counted from there.
@@ -544,6 +562,8 @@ def _form(filename: str, node: yaml.Node, raw: str, what: str, *, stem_ok: bool 
         raise TaxonomyError(f"{_where(filename, node)}: empty {what}")
     if "*" in bare:
         raise TaxonomyError(f"{_where(filename, node)}: '*' is only allowed at the end of {what} {raw!r}")
+    if form.endswith("*") and bare != bare.rstrip():
+        raise TaxonomyError(f"{_where(filename, node)}: stem {raw!r}: the '*' must follow the word, with no space")
     if form.endswith("*") and not stem_ok:
         raise TaxonomyError(f"{_where(filename, node)}: {what} {raw!r} cannot be a stem here")
     if form.endswith("*") and len(bare) < 3:
@@ -613,6 +633,7 @@ def _parse_topic(filename: str, node: yaml.Node) -> Topic:
     terms = tuple(_parse_term(filename, item) for item in terms_node.value)
     if all(t.context for t in terms):
         raise TaxonomyError(f"{_where(filename, terms_node)}: topic {slug!r} has only context terms")
+    _check_forms_can_count(slug, terms, exclude)
     model = _parse_model(filename, m["model"][1]) if "model" in m else None
     return Topic(
         slug=slug,
@@ -627,6 +648,32 @@ def _parse_topic(filename: str, node: yaml.Node) -> Topic:
         model=model,
         source=_where(filename, node),
     )
+
+
+def _check_forms_can_count(slug: str, terms: tuple[Term, ...], exclude: list[str]) -> None:
+    """A form that can never count is a mistake, not a silent no-op: one that an earlier term of the
+    topic has without conditions (a word is counted for the first term whose conditions hold, so the
+    later term never is), or one that is itself an exclude phrase of the topic."""
+    excluded = set(exclude)
+    first: dict[tuple[str, bool], Term] = {}  # form -> the earliest unconditional term that has it
+    for term in terms:
+        for form in term.forms:
+            key = (form, term.case_sensitive)
+            if not term.case_sensitive and form in excluded:
+                raise TaxonomyError(
+                    f"{term.source}: {form!r} is also an exclude phrase of topic {slug!r}, so this form "
+                    "never counts (an exclude names the longer phrase around a term, e.g. 'made in china')"
+                )
+            earlier = first.get(key)
+            if earlier is not None:
+                raise TaxonomyError(
+                    f"{term.source}: {form!r} is already a form of the term at {earlier.source}, which counts "
+                    "it first and always, so here it never counts (keep each form in one term, or give the "
+                    "earlier term a 'requires' or 'unless')"
+                )
+        if not term.requires and not term.unless:
+            for form in term.forms:
+                first.setdefault((form, term.case_sensitive), term)
 
 
 def _parse_model(filename: str, node: yaml.Node) -> Combiner:

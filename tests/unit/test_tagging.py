@@ -512,6 +512,14 @@ def test_version_ignores_comments_but_not_content(tmp_path: Path) -> None:
         ("slug: Bad Slug\nterms: [x]\n", 1, "slug 'Bad Slug'"),
         ("slug: a\nterms:\n  - weight: 2\n", 3, "term has no 'match'"),
         ("slug: a\nterms:\n  - match: [x]\n  - match: ['ab*c']\n", 4, "'*' is only allowed at the end"),
+        ("slug: a\nterms:\n  - match: [x]\n  - match: ['iran *']\n", 4, "the '*' must follow the word"),
+        # a form that can never count: an earlier unconditional term has it, or it is an exclude phrase
+        ("slug: a\nterms:\n  - match: [iran]\n    weight: 4\n  - match: [iran]\n    label: iran2\n", 5,
+         "'iran' is already a form of the term at "),
+        ("slug: a\nexclude: [iran]\nterms:\n  - match: [iran]\n", 4, "'iran' is also an exclude phrase"),
+        ("slug: a\nterms: [x]\n---\nslug: b\nterms: [y]\n", 3,
+         "expected a single document in the stream but found another document (a second '---' document"),
+        ("slug: a\nterms:\n  - match: [x]\n   weight: 2\n", 4, "(check this line's indentation"),
         ("slug: a\nterms: []\n", 2, "non-empty list"),
         ("slug: a\n", 1, "has no 'terms'"),
         ("slug: a\nterms:\n  - match: [x\n", 4, "YAML syntax error"),
@@ -592,7 +600,7 @@ def test_missing_path_and_empty_dir_are_clear_errors(tmp_path: Path) -> None:
         load_taxonomy(tmp_path / "nope.yaml")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(TaxonomyError, match="no .yaml files"):
+    with pytest.raises(TaxonomyError, match=r"no .yaml or .yml files"):
         load_taxonomy(empty)
 
 
@@ -652,6 +660,8 @@ def test_a_model_that_no_longer_fits_is_set_aside_with_a_warning(
     (warning,) = taxonomy.warnings
     assert warning.startswith(f"t.yaml:10: {why} (and 1 more such features); topic 'r' falls back to the plain score r/(r+6)")
     assert "eval/train_combiner.py --write" in warning and "delete its 'model:' block" in warning
+    # a renamed term is fixed with one line of YAML, which the warning gives
+    assert ("give that term `label: beijing`" in warning) == feature.endswith(":beijing")
     assert "\n" not in warning
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [warning]
     plain = load_taxonomy_text(base)
@@ -726,3 +736,17 @@ def test_span_cover_lookup_agrees_with_checking_every_span() -> None:
             a = rng.randint(0, 240)
             b = a + rng.randint(1, 20)
             assert _covers(starts, reach, a, b) == any(s <= a and b <= e for s, e in spans), (spans, a, b)
+
+
+def test_a_form_may_repeat_after_a_term_that_only_sometimes_counts_it() -> None:
+    # the pattern of the shipped civil-military topic: 'army' with one cue, then 'army' with another
+    topic = load_taxonomy_text(
+        "slug: a\nterms:\n  - match: [army]\n    requires: [flood]\n  - match: [army]\n    label: army2\n"
+        "    requires: [coup]\n  - match: [army]\n    label: army3\n"
+    ).topics[0]
+    assert [t.label for t in topic.terms] == ["army", "army2", "army3"]
+
+
+def test_the_shipped_taxonomy_loads_without_a_warning() -> None:
+    # a shipped model that no longer fits its terms would quietly fall back to the plain score
+    assert load_taxonomy().warnings == ()
