@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,12 @@ def tagger() -> Tagger:
     return Tagger(load_taxonomy(), embeddings=False)
 
 
+@pytest.fixture(scope="module")
+def all_mistakes(tagger: Tagger) -> dict[str, dict[tuple[str, str], str]]:
+    """Each set tagged once for the tests below."""
+    return {name: mistakes(tagger, name) for name in SETS}
+
+
 def mistakes(tagger: Tagger, name: str) -> dict[tuple[str, str], str]:
     slugs = [t.slug for t in tagger.taxonomy.topics]
     items = load_labelled(FIXTURES / f"{name}.jsonl", slugs)
@@ -62,19 +69,21 @@ def known(name: str) -> dict[tuple[str, str], str]:
 
 
 @pytest.mark.parametrize("name", sorted(SETS))
-def test_every_item_is_tagged_as_graded_but_the_known_mistakes(tagger: Tagger, name: str) -> None:
-    unexpected = {key: got for key, got in mistakes(tagger, name).items() if key not in known(name)}
+def test_every_item_is_tagged_as_graded_but_the_known_mistakes(
+    all_mistakes: dict[str, dict[tuple[str, str], str]], name: str
+) -> None:
+    unexpected = {key: got for key, got in all_mistakes[name].items() if key not in known(name)}
     assert not unexpected, f"new mistakes on {name}:\n" + "\n".join(f"{k}: {v}" for k, v in unexpected.items())
 
 
 @pytest.mark.parametrize("name", sorted(SETS))
-def test_known_mistakes_are_still_mistakes(tagger: Tagger, name: str) -> None:
-    got = mistakes(tagger, name)
+def test_known_mistakes_are_still_mistakes(all_mistakes: dict[str, dict[tuple[str, str], str]], name: str) -> None:
+    got = all_mistakes[name]
     fixed = sorted(key for key in known(name) if key not in got)
     assert not fixed, f"now tagged as graded, take them off {name}.known.json: {fixed}"
 
 
-def read(name: str) -> list[dict[str, object]]:
+def read(name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (FIXTURES / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
@@ -83,7 +92,7 @@ def test_every_language_and_topic_is_covered() -> None:
     langs = {str(item["id"]).split("-")[0] for item in items}
     assert {"en", "de", "fr", "es", "ru", "zh"} <= langs
     for topic in ("afghanistan", "china", "civil-military", "russia"):
-        assert sum(item["topics"][topic] >= 1 for item in items) >= 10, topic  # type: ignore[index]
+        assert sum(item["topics"][topic] >= 1 for item in items) >= 10, topic
     assert sum("trap" in str(item["id"]) for item in items) >= 50
 
 
@@ -95,6 +104,6 @@ def test_every_language_and_topic_is_covered() -> None:
 def test_feed_style_sets_have_positives_hard_negatives_and_traps(name: str, topic: str, least: tuple[int, ...]) -> None:
     items = read(name)
     kinds = [str(item["id"]).split("-")[1] for item in items]
-    grades = [item["topics"][topic] for item in items]  # type: ignore[index]
+    grades = [item["topics"][topic] for item in items]
     assert all(kinds.count(k) >= n for k, n in zip(("pos", "neg", "trap"), least, strict=True))
     assert all((g >= 1) == (k == "pos") for g, k in zip(grades, kinds, strict=True))
