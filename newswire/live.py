@@ -297,10 +297,11 @@ async def _run_once(
                     if candidate.id in chosen:
                         summary.duplicates += 1
                         tallies[item.feed.url].duplicates += 1
-                        log.debug(
-                            "entry duplicate id=%s url=%s feed=%s first_feed=%s", candidate.id, candidate.url,
-                            item.feed.url, listed(chosen[candidate.id]),
-                        )
+                        if log.isEnabledFor(logging.DEBUG):
+                            log.debug(
+                                "entry duplicate id=%s url=%s feed=%s first_feed=%s", candidate.id, candidate.url,
+                                item.feed.url, listed(chosen[candidate.id]),
+                            )
                         continue
                     chosen[candidate.id] = candidate
                     ordered.append(candidate)
@@ -325,7 +326,7 @@ async def _run_once(
                     url, tally.candidates + tally.rejected, len(own) - published_before, published_before,
                     tally.duplicates, tally.rejected,
                 )
-            for candidate in ordered:
+            for candidate in ordered if log.isEnabledFor(logging.DEBUG) else ():
                 if candidate.id in already:
                     decision = "already-published"
                 elif candidate.id in claimed:
