@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from texts import EvalItem, article_items, corpus_root, feed_items, split_of
 
-from newswire.processors.tag_metrics import TopicStats, f1_of, summarise, table_lines, topic_stats
+from newswire.processors.tag_metrics import TopicStats, f1_of, fmt, summarise, table_lines, topic_stats
 from newswire.processors.tagging import Tagger, load_taxonomy, reaches
 
 LABELS = Path(__file__).resolve().parent / "labels"
@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                     cells = []
                     for th in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7):
                         st = stats_for(split_rows, t, th)
-                        cells.append(f"{th:.2f}:{f1_of(st.tp, st.fp, st.fn):.3f}({st.fp}/{st.fn})")
+                        f1 = f1_of(st.tp, st.fp, st.fn) if st.tp + st.fn else None  # no positives: n/a
+                        cells.append(f"{th:.2f}:{fmt(f1, '.3f')}({st.fp}/{st.fn})")
                     print(f"  sweep {t:<15} " + " ".join(cells))
             if args.errors:
                 for t in topics:

@@ -1007,7 +1007,7 @@ def taxonomy_eval(
     from dataclasses import asdict
 
     from newswire.labelled import SWEEP, evaluate, load_labelled
-    from newswire.processors.tag_metrics import table_lines
+    from newswire.processors.tag_metrics import fmt, table_lines
     from newswire.processors.tagging import Tagger, load_taxonomy
 
     tagger = Tagger(load_taxonomy(taxonomy))
@@ -1035,7 +1035,7 @@ def taxonomy_eval(
         for m in evaluation.mistakes:
             what = f"missed (grade {m.grade})" if m.kind == "missed" else "wrongly tagged"
             matched = ", ".join(f"{k} x{v}" for k, v in m.matches.items()) or "no match"
-            typer.echo(f"  {m.topic}: {what}, score {m.score:.2f}: {m.item}: {m.title[:70]!r} [{matched}]")
+            typer.echo(f"  {m.topic}: {what}, score {m.score:.2f}: {m.item}: {m.excerpt!r} [{matched}]")
     if sweep:
         topics = tagger.taxonomy.topics
         typer.echo("F1 (precision/recall) by threshold; * marks each topic's threshold")
@@ -1045,7 +1045,7 @@ def taxonomy_eval(
             for t in topics:
                 _, p, r, f = evaluation.sweep[t.slug][i]
                 mark = "*" if abs(cut - t.threshold) < 1e-9 else " "
-                cells.append(f"{mark}{f:.2f} ({p:.2f}/{r:.2f})".ljust(20))
+                cells.append(f"{mark}{fmt(f)} ({fmt(p)}/{fmt(r)})".ljust(20))
             typer.echo(f"{cut:<10.2f}" + "".join(cells))
 
 

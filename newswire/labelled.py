@@ -5,12 +5,14 @@ The file is JSON Lines, one item per line::
     {"title": "...", "text": "...", "lead": "...", "topics": {"china": 2, "russia": 0}, "traps": ["russia"]}
 
 ``text`` is required, ``title`` and ``lead`` are optional (a feed item: its headline as title, its
-summary as text, as the built-in feed-item set is scored). ``topics`` grades the item per topic as the
+summary as text, as the built-in feed-item set is scored); ``text`` may be empty only when there is
+a title. ``topics`` grades the item per topic as the
 built-in sets do: 2 the main subject, 1 substantive, 0 absent or a passing mention; a list
 (``"topics": ["china"]``) means grade 1 for each topic named. A topic of the taxonomy that a line does
 not name is grade 0 for that item. ``traps`` (optional) names topics the item
-mentions only in passing or through a false cue, to count how many such items got tagged anyway.
-``id`` (optional) names the item in the list of mistakes; otherwise its line number does.
+mentions only in passing or through a false cue, to count how many such items got tagged anyway; a
+trap is grade 0 for that item (a trap graded 1 or 2 is an error). ``id`` (optional) names the item in
+the list of mistakes, and must be unique in the file; otherwise its line number does.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Mistake:
     score: float
     title: str
     matches: dict[str, int] = field(default_factory=dict)
+    excerpt: str = ""  # the title, or for an item without one the start of its text (70 characters)
 
 
 def _grades(value: Any, where: str, slugs: set[str]) -> dict[str, int]:
@@ -78,6 +81,7 @@ def load_labelled(path: Path, slugs: list[str]) -> list[LabelledItem]:
         raise LabelsError(f"{path}: not UTF-8 text") from None
     known = set(slugs)
     items: list[LabelledItem] = []
+    names: dict[str, int] = {}  # item name -> its line
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -91,19 +95,27 @@ def load_labelled(path: Path, slugs: list[str]) -> list[LabelledItem]:
         text, title, lead = obj.get("text"), obj.get("title") or "", obj.get("lead")
         if not isinstance(text, str) or not isinstance(title, str) or not isinstance(lead, (str, type(None))):
             raise LabelsError(f"{where}: needs a 'text' string ('title' and 'lead' are optional strings)")
+        if not text.strip() and not title.strip():
+            raise LabelsError(f"{where}: 'text' is empty and there is no 'title': nothing to tag")
         if "topics" not in obj:
             raise LabelsError(f"{where}: needs 'topics' (a list of topics, or a mapping of topic to grade)")
         traps = obj.get("traps") or []
         if not isinstance(traps, list) or not set(map(str, traps)) <= known:
             raise LabelsError(f"{where}: 'traps' must be a list of topics of the taxonomy")
+        grades = _grades(obj["topics"], where, known)
+        graded_traps = sorted(t for t in map(str, traps) if grades[t])
+        if graded_traps:
+            slug = graded_traps[0]
+            raise LabelsError(
+                f"{where}: trap {slug!r} must be grade 0, but 'topics' grades it {grades[slug]}"
+            )
+        name = str(obj.get("id") or f"line {lineno}")
+        if name in names:
+            raise LabelsError(f"{where}: id {name!r} is already the id of line {names[name]}")
+        names[name] = lineno
         items.append(
             LabelledItem(
-                name=str(obj.get("id") or f"line {lineno}"),
-                title=title,
-                text=text,
-                lead=lead,
-                grades=_grades(obj["topics"], where, known),
-                traps=frozenset(map(str, traps)),
+                name=name, title=title, text=text, lead=lead, grades=grades, traps=frozenset(map(str, traps))
             )
         )
     if not items:
@@ -118,11 +130,12 @@ SWEEP = tuple(round(0.2 + 0.05 * i, 2) for i in range(14))  # 0.20 .. 0.85
 class Evaluation:
     """How a tagger did on labelled items: per topic the figures of ``tag_metrics.summarise`` at the
     topic's threshold, every mistake, and per topic (threshold, precision, recall, F1) at each of
-    ``SWEEP``, to choose a new topic's threshold."""
+    ``SWEEP``, to choose a new topic's threshold (None where nothing defines a figure, as in
+    ``tag_metrics.rates``)."""
 
     results: dict[str, dict[str, Any]]
     mistakes: list[Mistake]
-    sweep: dict[str, list[tuple[float, float, float, float]]]
+    sweep: dict[str, list[tuple[float, float | None, float | None, float | None]]]
 
 
 def evaluate(tagger: Tagger, items: list[LabelledItem]) -> Evaluation:
@@ -130,7 +143,7 @@ def evaluate(tagger: Tagger, items: list[LabelledItem]) -> Evaluation:
     scored = [{t.slug: t for t in tagger.score(it.title, it.text, lead=it.lead)} for it in items]
     results: dict[str, dict[str, Any]] = {}
     mistakes: list[Mistake] = []
-    sweep: dict[str, list[tuple[float, float, float, float]]] = {}
+    sweep: dict[str, list[tuple[float, float | None, float | None, float | None]]] = {}
     for slug, threshold in thresholds.items():
         triples = []
         for item, tags in zip(items, scored, strict=True):
@@ -140,7 +153,10 @@ def evaluate(tagger: Tagger, items: list[LabelledItem]) -> Evaluation:
             triples.append((grade, tagged, slug in item.traps))
             if tagged != (grade >= 1):
                 kind = "wrong" if tagged else "missed"
-                mistakes.append(Mistake(slug, item.name, kind, grade, tag.score, item.title, dict(tag.matches)))
+                excerpt = (item.title or " ".join(item.text.split()))[:70]
+                mistakes.append(
+                    Mistake(slug, item.name, kind, grade, tag.score, item.title, dict(tag.matches), excerpt)
+                )
         results[slug] = summarise(topic_stats(slug, triples))
         sweep[slug] = []
         for cut in SWEEP:

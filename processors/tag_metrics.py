@@ -4,6 +4,12 @@ Pure functions over (grade, tagged, trap) triples, shared by ``newswire taxonomy
 labelled items) and ``eval/tagging_eval.py`` (the labelled corpus sets and the CI quality gate), so
 both report the same figures the same way. Positive means grade >= 1 (1 substantive, 2 central);
 intervals are Wilson's for proportions and a seeded bootstrap over items for F1.
+
+A figure nothing defines is ``None`` (JSON ``null``, ``n/a`` in text), and so is its interval:
+precision when nothing was tagged, recall and F1 when there are no positives, recall on grade 2 when
+there are no grade-2 items, the share of negatives tagged when there are no negatives. The F1 interval
+is also ``None`` under ``MIN_POSITIVES_F1_CI`` positives: resampling so few positives mostly repeats
+the same handful of outcomes (3 of 3 found gives [1.00, 1.00]), not a 95% interval worth printing.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 Z = 1.959963984540054  # two-sided 95%
 BOOTSTRAP = 1000
+MIN_POSITIVES_F1_CI = 5  # fewer positives: no F1 interval (see the module's docstring)
 
 
 @dataclass
@@ -96,17 +103,28 @@ def topic_stats(topic: str, items: Iterable[tuple[int, bool, bool]]) -> TopicSta
     return st
 
 
-def rates(st: TopicStats) -> tuple[float, float, float]:
-    """Precision, recall and F1, each 0 where nothing defines it."""
-    p = st.tp / (st.tp + st.fp) if st.tp + st.fp else 0.0
-    r = st.tp / (st.tp + st.fn) if st.tp + st.fn else 0.0
-    return p, r, f1_of(st.tp, st.fp, st.fn)
+def rates(st: TopicStats) -> tuple[float | None, float | None, float | None]:
+    """Precision (None when nothing was tagged), recall and F1 (None when there are no positives)."""
+    pos = st.tp + st.fn
+    p = st.tp / (st.tp + st.fp) if st.tp + st.fp else None
+    r = st.tp / pos if pos else None
+    return p, r, f1_of(st.tp, st.fp, st.fn) if pos else None
+
+
+def _ratio(k: int, n: int) -> tuple[float | None, tuple[float, float] | None]:
+    """k/n with its Wilson interval, both None when n is 0."""
+    return (k / n, wilson(k, n)) if n else (None, None)
 
 
 def summarise(st: TopicStats) -> dict[str, Any]:
-    """The figures of one topic, intervals included (the JSON the gate and reports read)."""
+    """The figures of one topic, intervals included (the JSON the gate and reports read); a figure
+    nothing defines is None, and so is its interval."""
     pos = st.tp + st.fn
-    p, r, f1 = rates(st)
+    p, p_ci = _ratio(st.tp, st.tp + st.fp)
+    r, r_ci = _ratio(st.tp, pos)
+    r2, r2_ci = _ratio(st.tp2, st.pos2)
+    neg, neg_ci = _ratio(st.fp, st.neg)
+    f1 = f1_of(st.tp, st.fp, st.fn) if pos else None
     return {
         "n": st.n,
         "positives": pos,
@@ -116,22 +134,27 @@ def summarise(st: TopicStats) -> dict[str, Any]:
         "fp": st.fp,
         "fn": st.fn,
         "precision": p,
-        "precision_ci": wilson(st.tp, st.tp + st.fp),
+        "precision_ci": p_ci,
         "recall": r,
-        "recall_ci": wilson(st.tp, pos),
+        "recall_ci": r_ci,
         "f1": f1,
-        "f1_ci": bootstrap_f1(st.pairs),
-        "recall_grade2": st.tp2 / st.pos2 if st.pos2 else None,
-        "recall_grade2_ci": wilson(st.tp2, st.pos2),
-        "neg_tagged": st.fp / st.neg if st.neg else 0.0,
-        "neg_tagged_ci": wilson(st.fp, st.neg),
+        "f1_ci": bootstrap_f1(st.pairs) if pos >= MIN_POSITIVES_F1_CI else None,
+        "recall_grade2": r2,
+        "recall_grade2_ci": r2_ci,
+        "neg_tagged": neg,
+        "neg_tagged_ci": neg_ci,
         "traps": st.traps,
         "traps_tagged": st.traps_tagged,
     }
 
 
-def _ci(ci: Sequence[float]) -> str:
-    return f"[{ci[0]:.2f},{ci[1]:.2f}]"
+def fmt(value: float | None, spec: str = ".2f") -> str:
+    """A figure as text: ``n/a`` where nothing defines it."""
+    return "n/a" if value is None else format(value, spec)
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    return "n/a" if ci is None else f"[{ci[0]:.2f},{ci[1]:.2f}]"
 
 
 def table_lines(results: dict[str, dict[str, Any]]) -> list[str]:
@@ -142,17 +165,14 @@ def table_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     )
     lines = [header]
     for topic, s in results.items():
-        # A ratio nothing defines (no positives, nothing tagged) reads n/a, not a misleading 0.00.
-        tagged = s["tp"] + s["fp"]
-        p = "n/a" if not tagged else f"{s['precision']:.2f}"
-        r = "n/a" if not s["positives"] else f"{s['recall']:.2f}"
-        f1 = "n/a" if not tagged and not s["positives"] else f"{s['f1']:.2f}"
-        r2 = "n/a" if s["recall_grade2"] is None else f"{s['recall_grade2']:.2f}"
+        # A figure nothing defines (no positives, nothing tagged, ...) reads n/a, not a misleading 0.00.
+        p, r, f1, r2 = (fmt(s[k]) for k in ("precision", "recall", "f1", "recall_grade2"))
+        neg = "n/a" if s["neg_tagged"] is None else f"{100 * s['neg_tagged']:.1f}%"
         lines.append(
             f"{topic:<15}{s['n']:>5}{s['positives']:>5}{s['grade2']:>4}  "
             f"{p:>5} {_ci(s['precision_ci']):<12}{r:>5} {_ci(s['recall_ci']):<12}"
             f"{f1:>5} {_ci(s['f1_ci']):<12}{r2:>6} {_ci(s['recall_grade2_ci']):<12}"
-            f"{100 * s['neg_tagged']:>7.1f}% {_ci(s['neg_tagged_ci']):<12}"
+            f"{neg:>8} {_ci(s['neg_tagged_ci']):<12}"
             f"{s['traps_tagged']:>4}/{s['traps']:<3}"
         )
     return lines

@@ -147,6 +147,8 @@ def tagging_failures(figures: dict[str, dict[str, dict[str, Any]]], floors: dict
             got = figures.get(set_name, {}).get(topic)
             if got is None:
                 failures.append(f"tagging {set_name}/{topic}: no held-out figures")
+            elif got["f1"] is None:  # no held-out positives: F1 is undefined
+                failures.append(f"tagging {set_name}/{topic}: no held-out positives, so no F1")
             elif got["f1"] < floor - TOLERANCE:
                 failures.append(
                     f"tagging {set_name}/{topic}: held-out F1 {got['f1']:.3f} < floor {floor:.3f}"
@@ -175,7 +177,8 @@ def _print_tagging() -> int:
         for topic, s in topics.items():
             floor = floors.get("f1", {}).get(set_name, {}).get(topic)
             pinned = f"floor {floor:.3f}" if floor is not None else "not pinned"
-            print(f"tagging {set_name:<9}{topic:<15} F1 {s['f1']:.3f} (n+={s['positives']}) {pinned}")
+            f1 = "n/a" if s["f1"] is None else f"{s['f1']:.3f}"
+            print(f"tagging {set_name:<9}{topic:<15} F1 {f1:>5} (n+={s['positives']}) {pinned}")
     failures = tagging_failures(figures, floors)
     for failure in failures:
         print("FAIL", failure)

@@ -90,7 +90,10 @@ def test_evaluate_counts_and_lists_mistakes(tmp_path: Path) -> None:
         (row,) = [r for r in evaluation.sweep[slug] if abs(r[0] - threshold) < 1e-9]
         assert row[1:] == (results[slug]["precision"], results[slug]["recall"], results[slug]["f1"])
         recalls = [r[2] for r in evaluation.sweep[slug]]
-        assert recalls == sorted(recalls, reverse=True)
+        if results[slug]["positives"]:
+            assert recalls == sorted(recalls, reverse=True)
+        else:  # no positives: recall and F1 undefined at every cut
+            assert recalls == [None] * len(recalls) and {r[3] for r in evaluation.sweep[slug]} == {None}
     assert [r[0] for r in evaluation.sweep["china"]] == [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65,
                                                         0.7, 0.75, 0.8, 0.85]
 
