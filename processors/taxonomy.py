@@ -757,7 +757,10 @@ def _parse_term(filename: str, node: yaml.Node) -> Term:
     if "window" in m:
         if not requires:
             raise TaxonomyError(f"{_where(filename, m['window'][0])}: 'window' needs 'requires' cues")
-        window = int(_number(filename, m["window"][1], "window", lo=1.0, hi=100000.0))
+        chars = _number(filename, m["window"][1], "window", lo=1.0, hi=100000.0)
+        if chars != int(chars):
+            raise TaxonomyError(f"{_where(filename, m['window'][1])}: window is a number of characters, got {chars:g}")
+        window = int(chars)
     for key in ("lang", "note"):
         if key in m:
             _string(filename, m[key][1], key)

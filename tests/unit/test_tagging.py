@@ -513,6 +513,8 @@ def test_version_ignores_comments_but_not_content(tmp_path: Path) -> None:
         ("slug: a\nterms:\n  - weight: 2\n", 3, "term has no 'match'"),
         ("slug: a\nterms:\n  - match: [x]\n  - match: ['ab*c']\n", 4, "'*' is only allowed at the end"),
         ("slug: a\nterms:\n  - match: [x]\n  - match: ['iran *']\n", 4, "the '*' must follow the word"),
+        ("slug: a\nterms:\n  - match: [x]\n    requires: [y]\n    window: 1.5\n", 5,
+         "window is a number of characters, got 1.5"),
         # a form that can never count: an earlier unconditional term has it, or it is an exclude phrase
         ("slug: a\nterms:\n  - match: [iran]\n    weight: 4\n  - match: [iran]\n    label: iran2\n", 5,
          "'iran' is already a form of the term at "),
