@@ -34,7 +34,9 @@ def _flag_help_type(display: Any) -> Any:
 # typer 0.29 labels every option's type in the help, flags included ("--all <bool>", "--help <bool>"),
 # which reads as if the flag took a value: flags show no type.
 if hasattr(typer.core.TyperOption, "display_type_rich"):
-    typer.core.TyperOption.display_type_rich = _flag_help_type(typer.core.TyperOption.display_type_rich)
+    typer.core.TyperOption.display_type_rich = _flag_help_type(  # type: ignore[method-assign]
+        typer.core.TyperOption.display_type_rich
+    )
 
 app = typer.Typer(
     name="newswire",

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# Libraries whose info and debug lines only -vvv shows.
+LIBRARY_LOGGERS = ("kafka", "httpx", "httpcore", "trafilatura", "htmldate", "courlan", "urllib3", "asyncio")
 FILE_ONLY = {"file_only": True}  # ``extra=`` for records that belong in the log file, not on the terminal
 
 
@@ -66,7 +68,7 @@ def setup_logging(verbosity: int, log_file: Path | None) -> Path | None:
             handler.setFormatter(logging.Formatter(_FORMAT))
             root.addHandler(handler)
     # Chatty libraries stay at warning unless -vv.
-    for name in ("kafka", "httpx", "httpcore", "trafilatura", "htmldate", "courlan", "urllib3", "asyncio"):
+    for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
     return log_file
 

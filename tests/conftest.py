@@ -174,8 +174,13 @@ def feeds_file(sample_web: RunningServer, tmp_path: Path) -> Path:
 def restore_logging() -> Iterator[None]:
     import logging
 
+    from newswire.logs import LIBRARY_LOGGERS
+
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    # setup_logging also sets the chatty libraries' levels and routes warnings into logging
+    libraries = {name: logging.getLogger(name).level for name in LIBRARY_LOGGERS}
+    capturing = logging._warnings_showwarning is not None  # type: ignore[attr-defined]
     try:
         yield
     finally:
@@ -186,4 +191,6 @@ def restore_logging() -> Iterator[None]:
         for handler in handlers:
             root.addHandler(handler)
         root.setLevel(level)
-        logging.captureWarnings(False)
+        for name, old in libraries.items():
+            logging.getLogger(name).setLevel(old)
+        logging.captureWarnings(capturing)
