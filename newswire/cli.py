@@ -928,15 +928,19 @@ def tag(
     tagger = Tagger(load_taxonomy(taxonomy))  # a broken taxonomy fails before the input is read
     if source == "-":
         if sys.stdin.isatty():  # nothing piped in: say so rather than wait for a typed text
-            raise UserError("give a file to tag, or pipe a text into `newswire tag -`")
-        data = sys.stdin.buffer.read()
+            if title is None and lead is None:
+                raise UserError("give a file to tag, pipe a text into `newswire tag -`, or give --title/--lead")
+            data = b""  # a headline (and summary) alone, typed at a terminal
+        else:
+            data = sys.stdin.buffer.read()
     else:
         try:
             data = Path(source).read_bytes()
         except OSError as exc:
             raise UserError(f"cannot read {source}: {exc.strerror}") from None
     head = data[:1024].lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html")) or b"<body" in data[:4096].lower():
+    named_html = source != "-" and Path(source).suffix.lower() in (".html", ".htm", ".xhtml")
+    if named_html or head.startswith((b"<!doctype html", b"<html")) or b"<body" in data[:4096].lower():
         from newswire.processors.extract import extract_article
 
         extraction = extract_article(data, url)

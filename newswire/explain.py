@@ -78,11 +78,26 @@ def taxonomy_lines(taxonomy: Taxonomy) -> list[str]:
 def combiner_lines(tagger: Tagger) -> list[str]:
     """Whether each embedding combiner (the ``embeddings`` extra: the directory NEWSWIRE_EMBEDDINGS
     names, else the shipped ones) can be used with the tagger's taxonomy, and why not."""
-    from newswire.processors.embeddings import load_combiners, switch_directory, unfit_reason
+    from newswire.processors.embeddings import (
+        ENV_VAR,
+        extra_missing,
+        load_combiners,
+        switch_directory,
+        switched_on,
+        unfit_reason,
+    )
 
     lines = []
     taxonomy = tagger.taxonomy
-    for slug, comb in sorted(load_combiners(switch_directory()).items()):
+    combiners = load_combiners(switch_directory())
+    if switched_on():
+        missing = extra_missing()
+        if missing is not None:
+            lines.append(f"  embeddings extra: {ENV_VAR} is set, but {missing}; the keyword tagger is used")
+        if not combiners:
+            where = switch_directory() or "none ship at present"
+            lines.append(f"  embeddings extra: {ENV_VAR} is set, but there is no embedding combiner ({where})")
+    for slug, comb in sorted(combiners.items()):
         if slug not in taxonomy.slugs:
             lines.append(f"  embeddings extra: {comb.source} is for topic {slug}, which is not in this taxonomy")
             continue

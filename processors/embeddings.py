@@ -244,6 +244,20 @@ def _switch() -> str | None:
     return value
 
 
+def switched_on() -> bool:
+    """Whether ``NEWSWIRE_EMBEDDINGS`` asks for the extra."""
+    return _switch() is not None
+
+
+def extra_missing() -> str | None:
+    """Why the extra cannot be used here (with the install command), or None when it is installed."""
+    try:
+        _extra()
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
 def switch_directory() -> Path | None:
     """The directory of combiners ``NEWSWIRE_EMBEDDINGS`` names, or None (unset, off, or the shipped
     combiners)."""

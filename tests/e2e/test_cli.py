@@ -430,6 +430,31 @@ def test_tag_bad_input_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2 and "no article text found" in one_line_error(result)
 
 
+
+def test_tag_a_headline_typed_at_a_terminal_and_an_html_fragment_by_its_name(tmp_path: Path) -> None:
+    import pty
+
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    leader, follower = pty.openpty()  # stdin a terminal, as when a user types the command
+    try:
+        run = subprocess.run([NEWSWIRE, "tag", "--title", "Putin meets Xi", "--lead", "Kremlin talks"],
+                             stdin=follower, capture_output=True, text=True, timeout=120, env=env, check=False)
+        bare = subprocess.run([NEWSWIRE, "tag"], stdin=follower, capture_output=True, text=True, timeout=120,
+                              env=env, check=False)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert run.returncode == 0, run.stderr
+    assert any(line.startswith("russia") and "TAGGED" in line for line in run.stdout.splitlines()), run.stdout
+    assert bare.returncode == 2 and "--title/--lead" in one_line_error(bare)
+    # an .html file is a page even when it is only a fragment (no <html> or <body>)
+    page = tmp_path / "frag.html"
+    page.write_text('<h1>Kremlin rejects talks</h1><p data-section="beijing-bureau">The Kremlin said on Monday '
+                    "that Russia would not join the talks, a spokesman told reporters in Moscow.</p>")
+    result = newswire("tag", str(page), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["topics"] == ["russia"]  # read as text, the markup would say Beijing
+
 # -- the environment a user brings: metrics dir, Prefect API, foreign databases, log file, help ----------
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from newswire.explain import explanation_json, explanation_lines, split_title, taxonomy_lines
 from newswire.processors.tagging import Tagger, load_taxonomy
 from newswire.processors.taxonomy import load_taxonomy_text
@@ -132,3 +136,19 @@ topics:
 """), embeddings=False)
     drops = {e.slug: e for e in tagger.explain("Toys", "Made in China, by the army.")}["china"].dropped
     assert drops == {"inside an excluded phrase": {"in china": 1}, "'requires' cue missing or too far": {"army": 1}}
+
+
+def test_taxonomy_check_says_when_the_embeddings_switch_finds_nothing_to_use(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from newswire.explain import combiner_lines
+    from newswire.processors import embeddings
+
+    tagger = Tagger(load_taxonomy_text(TAXONOMY), embeddings=False)
+    monkeypatch.delenv("NEWSWIRE_EMBEDDINGS", raising=False)
+    assert combiner_lines(tagger) == []  # switched off: nothing to say
+    monkeypatch.setenv("NEWSWIRE_EMBEDDINGS", str(tmp_path))
+    lines = combiner_lines(tagger)
+    assert any("is set, but there is no embedding combiner" in line and str(tmp_path) in line for line in lines)
+    monkeypatch.setattr(embeddings, "extra_missing", lambda: "embedding features need the extra: pip install x")
+    assert any("pip install x; the keyword tagger is used" in line for line in combiner_lines(tagger))
