@@ -6,6 +6,7 @@ and keep their traceback in the log file (``<state dir>/newswire.log``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -1156,6 +1157,9 @@ def main() -> None:
             _fail(message, EXIT_USER)
         if type(exc).__name__ == "Abort":
             _fail("aborted", 130)
+        if _log_file is None:  # failed before the command set up its log: the traceback goes to the default one
+            with contextlib.suppress(Exception):  # the state dir itself may be what is broken
+                _start(0, None)
         log.exception("internal error", extra=FILE_ONLY)
         where = f"traceback in {_log_file}" if _log_file is not None else "no log file could be written"
         _fail(f"internal error: {type(exc).__name__}: {exc} ({where})", EXIT_INTERNAL)

@@ -39,3 +39,31 @@ def test_an_internal_error_names_the_log_file_with_its_traceback(
     assert err.strip().endswith(f"(traceback in {log_file})"), err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "Traceback" in log_file.read_text()
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_an_internal_error_before_the_command_set_up_its_log_still_keeps_the_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    monkeypatch.setenv("NEWSWIRE_STATE_DIR", str(state))
+    monkeypatch.setattr(cli, "_log_file", None)
+
+    real_start = cli._start
+    calls: list[int] = []
+
+    def start(verbose: int, state_dir: Path | None) -> Path:
+        calls.append(verbose)
+        if len(calls) == 1:  # the command fails before its log exists
+            raise RuntimeError("start went wrong")
+        return real_start(verbose, state_dir)
+
+    monkeypatch.setattr(cli, "_start", start)
+    monkeypatch.setattr("sys.argv", ["newswire", "taxonomy", "check"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == cli.EXIT_INTERNAL
+    err = capsys.readouterr().err
+    log_file = state / "newswire.log"
+    assert err.strip().endswith(f"(traceback in {log_file})"), err
+    assert "start went wrong" in log_file.read_text() and "Traceback" in log_file.read_text()
