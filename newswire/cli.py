@@ -977,6 +977,9 @@ def taxonomy_check(
             envvar="NEWSWIRE_TAXONOMY", help="YAML file or directory (default: built in).", show_default=False
         ),
     ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 2 on a warning too (a learned model set aside), e.g. in CI.")
+    ] = False,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Load a taxonomy as the pipeline would and list its topics; a mistake is one line naming the
@@ -991,6 +994,9 @@ def taxonomy_check(
         typer.echo(line)
     for line in combiner_lines(tagger):
         typer.echo(line)
+    if strict and loaded.warnings:  # each warning was logged on the terminal as the taxonomy loaded
+        count = len(loaded.warnings)
+        raise UserError(f"--strict: the taxonomy loaded with {count} warning{'s' if count > 1 else ''} (above)")
 
 
 @taxonomy_app.command("eval")

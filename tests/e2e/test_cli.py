@@ -357,6 +357,12 @@ def test_a_copied_taxonomy_kept_in_part_still_checks(tmp_path: Path) -> None:
     assert f" WARNING newswire.processors.taxonomy {china}:{others[0]}: model feature 'other:" in warning
     assert "falls back to the plain score r/(r+6)" in warning and "eval/train_combiner.py --write" in warning
 
+    strict = newswire("taxonomy", "check", "--strict", str(china))  # for a CI that wants no surprises
+    assert strict.returncode == 2, strict.stderr
+    warned, failed = strict.stderr.splitlines()
+    assert "model feature 'other:" in warned and failed == "newswire: error: --strict: the taxonomy loaded with 1 warning (above)"
+    assert newswire("taxonomy", "check", "--strict", str(mine)).returncode == 0  # the whole copy fits
+
     (mine / "afghanistan.yaml").unlink()
     dropped = newswire("taxonomy", "check", str(mine))
     assert dropped.returncode == 0, dropped.stderr
