@@ -10,6 +10,20 @@ import pytest
 from newswire import cli
 
 
+def _fails_internally(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], state: Path
+) -> tuple[str, Path]:
+    """Runs the CLI, which must end in an internal error naming the state dir's log; its stderr and log."""
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == cli.EXIT_INTERNAL
+    err = capsys.readouterr().err
+    log_file = state / "newswire.log"
+    assert err.strip().endswith(f"(traceback in {log_file})"), err
+    return err, log_file
+
+
 @pytest.mark.usefixtures("restore_logging")
 @pytest.mark.parametrize("how", ["env", "option"])
 def test_an_internal_error_names_the_log_file_with_its_traceback(
@@ -30,13 +44,7 @@ def test_an_internal_error_names_the_log_file_with_its_traceback(
         monkeypatch.delenv("NEWSWIRE_STATE_DIR", raising=False)
         monkeypatch.setattr("newswire.connectors.state.StateStore.upgrade", lambda self: 1 / 0)
         argv = ["newswire", "db", "upgrade", "--state-dir", str(state)]
-    monkeypatch.setattr("sys.argv", argv)
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    assert exited.value.code == cli.EXIT_INTERNAL
-    err = capsys.readouterr().err
-    log_file = state / "newswire.log"
-    assert err.strip().endswith(f"(traceback in {log_file})"), err
+    err, log_file = _fails_internally(monkeypatch, capsys, argv, state)
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "Traceback" in log_file.read_text()
 
@@ -59,11 +67,5 @@ def test_an_internal_error_before_the_command_set_up_its_log_still_keeps_the_tra
         return real_start(verbose, state_dir)
 
     monkeypatch.setattr(cli, "_start", start)
-    monkeypatch.setattr("sys.argv", ["newswire", "taxonomy", "check"])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    assert exited.value.code == cli.EXIT_INTERNAL
-    err = capsys.readouterr().err
-    log_file = state / "newswire.log"
-    assert err.strip().endswith(f"(traceback in {log_file})"), err
+    _, log_file = _fails_internally(monkeypatch, capsys, ["newswire", "taxonomy", "check"], state)
     assert "start went wrong" in log_file.read_text() and "Traceback" in log_file.read_text()
