@@ -804,6 +804,14 @@ class Tagger:
                 for h in kept:
                     _note(trace, DROP_CONTEXT, h)
             kept = []
+        if trace is not None and kept:
+            # a word one term could not count but another term of the topic did is no "not counted" word
+            counted = {(h[0], h[2]) for h in kept}
+            for why in (DROP_REQUIRES, DROP_UNLESS):
+                for span in counted.intersection(trace.get(why, ())):
+                    del trace[why][span]
+                if why in trace and not trace[why]:
+                    del trace[why]
         ev = _Evidence(words, cjk, loose=loose)
         if not kept:
             return ev

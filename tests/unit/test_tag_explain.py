@@ -152,3 +152,21 @@ def test_taxonomy_check_says_when_the_embeddings_switch_finds_nothing_to_use(
     assert any("is set, but there is no embedding combiner" in line and str(tmp_path) in line for line in lines)
     monkeypatch.setattr(embeddings, "extra_missing", lambda: "embedding features need the extra: pip install x")
     assert any("pip install x; the keyword tagger is used" in line for line in combiner_lines(tagger))
+
+
+def test_a_word_another_term_counted_is_not_listed_as_not_counted() -> None:
+    tagger = Tagger(load_taxonomy_text("""
+topics:
+  - slug: cm
+    terms:
+      - match: [army]
+        requires: [flood]
+      - match: [army]
+        label: army in a coup
+        weight: 6
+        requires: [coup]
+"""), embeddings=False)
+    counted = {e.slug: e for e in tagger.explain("Coup fears", "The army took the palace in a coup.")}["cm"]
+    assert counted.tagged and counted.matches == {"army": 1} and counted.dropped == {}
+    neither = {e.slug: e for e in tagger.explain("Quiet", "The army paraded.")}["cm"]
+    assert neither.dropped == {"'requires' cue missing or too far": {"army": 1}}
