@@ -223,10 +223,12 @@ _SQLITE_TABLES = (
 
 
 def _ours_or_empty(cur: Any) -> bool:
-    """A SQLite database with newswire's schema version set, or without any table of its own."""
-    if int(cur.execute("PRAGMA user_version").fetchone()[0]):
+    """A SQLite database without any table of its own, or with newswire's schema (a version and its
+    ``feeds`` table: other applications set ``user_version`` too)."""
+    tables = [row[0] for row in cur.execute(_SQLITE_TABLES).fetchall()]
+    if not tables:
         return True
-    return cur.execute(_SQLITE_TABLES).fetchone() is None
+    return bool(int(cur.execute("PRAGMA user_version").fetchone()[0])) and "feeds" in tables
 
 
 def _check_sqlite_file(path: Path) -> None:

@@ -236,6 +236,11 @@ def load_data(tagger: Tagger) -> tuple[dict[str, Data], list[tuple[Label, str]]]
     return out, meta
 
 
+def _fig(value: float | None, spec: str) -> str:
+    """A figure, or n/a where the set defines none (no positives, no grade-2 items, no negatives)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def report(
     d: Data, slug: str, tagged_runs: list[np.ndarray], meta: list[tuple[Label, str]]
 ) -> dict[str, Any]:
@@ -256,7 +261,8 @@ def report(
                 if sn == set_name
             ]
             f1s.append(summarise(stats_for(rr, slug, 0.5))["f1"])
-        res[set_name]["f1_mean"] = float(np.mean(f1s))
+        defined = [f for f in f1s if f is not None]  # None: the set has no positives of this topic
+        res[set_name]["f1_mean"] = float(np.mean(defined)) if defined else None
     return res
 
 
@@ -335,8 +341,9 @@ def main(argv: list[str] | None = None) -> int:
             res = report(d, slug, runs, meta)
             a, f = res["articles"], res["feeds"]
             print(
-                f"{slug:<15}{kind:<10}{a['f1_mean']:>9.3f}{f['f1_mean']:>8.3f}   "
-                f"{a['recall_grade2']:.2f}, {f['recall_grade2']:.2f}; {a['neg_tagged']:.1%}, {f['neg_tagged']:.1%}"
+                f"{slug:<15}{kind:<10}{_fig(a['f1_mean'], '.3f'):>9}{_fig(f['f1_mean'], '.3f'):>8}   "
+                f"{_fig(a['recall_grade2'], '.2f')}, {_fig(f['recall_grade2'], '.2f')}; "
+                f"{_fig(a['neg_tagged'], '.1%')}, {_fig(f['neg_tagged'], '.1%')}"
             )
             if args.features:
                 for set_name in ("articles", "feeds"):

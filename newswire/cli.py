@@ -203,7 +203,8 @@ def _multiproc_dir(*, writes: bool) -> Path | None:
 
 
 def _check_prefect_api(url: str, *, once: bool) -> None:
-    """A Prefect API newswire is told to use must answer before any work starts (exit status 3)."""
+    """A Prefect API newswire is told to use must answer before any work starts: exit status 3 when it
+    does not answer (it may come up), 2 when the URL cannot be one (no http(s)://, or 404 at /health)."""
     import httpx
 
     try:
@@ -978,7 +979,12 @@ def taxonomy_check(
         ),
     ] = None,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Exit 2 on a warning too (a learned model set aside), e.g. in CI.")
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit 2 on a warning of the taxonomy too (a learned model set aside), e.g. in CI; the "
+            "embeddings extra's lines below do not count.",
+        ),
     ] = False,
     verbose: VerboseOpt = 0,
 ) -> None:

@@ -95,8 +95,8 @@ def load_labelled(path: Path, slugs: list[str]) -> list[LabelledItem]:
         text, title, lead = obj.get("text"), obj.get("title") or "", obj.get("lead")
         if not isinstance(text, str) or not isinstance(title, str) or not isinstance(lead, (str, type(None))):
             raise LabelsError(f"{where}: needs a 'text' string ('title' and 'lead' are optional strings)")
-        if not text.strip() and not title.strip():
-            raise LabelsError(f"{where}: 'text' is empty and there is no 'title': nothing to tag")
+        if not text.strip() and not title.strip() and not (lead or "").strip():
+            raise LabelsError(f"{where}: 'text' is empty and there is no 'title' or 'lead': nothing to tag")
         if "topics" not in obj:
             raise LabelsError(f"{where}: needs 'topics' (a list of topics, or a mapping of topic to grade)")
         traps = obj.get("traps") or []

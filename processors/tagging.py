@@ -805,12 +805,13 @@ class Tagger:
                     _note(trace, DROP_CONTEXT, h)
             kept = []
         if trace is not None and kept:
-            # a word one term could not count but another term of the topic did is no "not counted" word
-            counted = {(h[0], h[2]) for h in kept}
-            for why in (DROP_REQUIRES, DROP_UNLESS):
-                for span in counted.intersection(trace.get(why, ())):
-                    del trace[why][span]
-                if why in trace and not trace[why]:
+            # a word that a kept hit covers counted ("china" in a counted "south china sea", or a word
+            # one term could not count but another term did): it is no "not counted" word
+            starts, reach = _reach([(h[0], h[2]) for h in kept])
+            for why in list(trace):
+                for covered in [sp for sp in trace[why] if _covers(starts, reach, sp[0], sp[1])]:
+                    del trace[why][covered]
+                if not trace[why]:
                     del trace[why]
         ev = _Evidence(words, cjk, loose=loose)
         if not kept:

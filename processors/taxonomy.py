@@ -266,19 +266,21 @@ def _unfit_model(topic: Topic, slugs: set[str]) -> str | None:
     if model is None:
         return None
     labels = {t.label for t in topic.terms}
-    unfit: list[tuple[str, str]] = []  # (where, why)
+    unfit: list[tuple[str, str, str]] = []  # (where, why, feature)
     for i, (feature, _) in enumerate(model.weights):
         where = model.weight_sources[i] if i < len(model.weight_sources) else model.source
         prefix, _, rest = feature.partition(":")
         if prefix == "other" and rest not in slugs:
-            unfit.append((where, f"model feature {feature!r} names no topic of this taxonomy"))
+            unfit.append((where, f"model feature {feature!r} names no topic of this taxonomy", feature))
         elif prefix in ("term", "loose") and rest not in labels:
-            unfit.append((where, f"model feature {feature!r} names no term label of topic {topic.slug!r}"))
+            unfit.append(
+                (where, f"model feature {feature!r} names no term label of topic {topic.slug!r}", feature)
+            )
     if not unfit:
         return None
-    where, why = unfit[0]
+    where, why, feature = unfit[0]
     more = f" (and {len(unfit) - 1} more such features)" if len(unfit) > 1 else ""
-    prefix, _, rest = why.split("'")[1].partition(":")
+    prefix, _, rest = feature.partition(":")
     # A term's label is its first form unless it says otherwise: changing that form renames the term.
     relabel = (
         f"if you changed the first form of a term, give that term `label: {rest}`; otherwise "
@@ -357,7 +359,9 @@ def _yaml_hint(exc: yaml.MarkedYAMLError) -> str:
     problem = str(exc.problem or "")
     if "another document" in problem:
         return " (a second '---' document: one topic per file, or several in a list under 'topics:')"
-    if "<block end>" in problem or "mapping values are not allowed" in problem:
+    if "mapping values are not allowed" in problem:
+        return " (a ': ' inside a value: put the value in quotes; otherwise check this line's indentation)"
+    if "<block end>" in problem:
         return " (check this line's indentation against the lines above it)"
     return ""
 

@@ -128,8 +128,8 @@ def test_cli_json_and_sweep_say_null_and_n_a(tmp_path: Path) -> None:
             [{"id": "a", "text": "x", "topics": []}, {"text": "y", "topics": []}, {"id": "a", "text": "z", "topics": []}],
             "items.jsonl:3: id 'a' is already the id of line 1",
         ),
-        ([{"text": "", "topics": []}], "items.jsonl:1: 'text' is empty and there is no 'title': nothing to tag"),
-        ([{"text": " \n", "title": " ", "topics": []}], "items.jsonl:1: 'text' is empty and there is no 'title'"),
+        ([{"text": "", "topics": []}], "items.jsonl:1: 'text' is empty and there is no 'title' or 'lead': nothing to tag"),
+        ([{"text": " \n", "title": " ", "lead": "", "topics": []}], "items.jsonl:1: 'text' is empty and there is no 'title'"),
     ],
 )
 def test_contradictory_or_ambiguous_lines_are_errors(lines: list[object], message: str, tmp_path: Path) -> None:
@@ -143,8 +143,9 @@ def test_what_stays_allowed(tmp_path: Path) -> None:
         {"text": "x", "topics": {"china": 0}, "traps": ["china"]},  # a trap graded 0 explicitly
         {"title": "Headline only", "text": "", "topics": []},  # a feed item without a summary
         {"id": "b", "text": "y", "topics": []},
+        {"text": "", "lead": "A summary alone", "topics": []},  # the tagger scores a lead alone
     )
-    assert [item.name for item in load_labelled(path, SLUGS)] == ["line 1", "line 2", "b"]
+    assert [item.name for item in load_labelled(path, SLUGS)] == ["line 1", "line 2", "b", "line 4"]
 
 
 def test_a_mistake_of_an_untitled_item_shows_the_start_of_its_text(tmp_path: Path) -> None:

@@ -170,3 +170,20 @@ topics:
     assert counted.tagged and counted.matches == {"army": 1} and counted.dropped == {}
     neither = {e.slug: e for e in tagger.explain("Quiet", "The army paraded.")}["cm"]
     assert neither.dropped == {"'requires' cue missing or too far": {"army": 1}}
+
+
+def test_a_word_inside_a_counted_longer_hit_is_not_listed_as_not_counted() -> None:
+    tagger = Tagger(load_taxonomy_text("""
+topics:
+  - slug: china
+    exclude: [south china]
+    terms:
+      - match: [south china sea]
+        weight: 4
+      - match: [china]
+        weight: 4
+"""), embeddings=False)
+    sea = {e.slug: e for e in tagger.explain("Patrols", "Ships sailed the south china sea again.")}["china"]
+    assert sea.matches == {"south china sea": 1} and sea.dropped == {}
+    coast = {e.slug: e for e in tagger.explain("Weather", "Rain on the south china coast.")}["china"]
+    assert coast.dropped == {"inside an excluded phrase": {"china": 1}}

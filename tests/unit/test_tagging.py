@@ -522,6 +522,7 @@ def test_version_ignores_comments_but_not_content(tmp_path: Path) -> None:
         ("slug: a\nterms: [x]\n---\nslug: b\nterms: [y]\n", 3,
          "expected a single document in the stream but found another document (a second '---' document"),
         ("slug: a\nterms:\n  - match: [x]\n   weight: 2\n", 4, "(check this line's indentation"),
+        ("slug: a\nname: see also: taiwan\nterms: [x]\n", 2, "(a ': ' inside a value: put the value in quotes"),
         ("slug: a\nterms: []\n", 2, "non-empty list"),
         ("slug: a\n", 1, "has no 'terms'"),
         ("slug: a\nterms:\n  - match: [x\n", 4, "YAML syntax error"),
@@ -670,6 +671,9 @@ def test_a_model_that_no_longer_fits_is_set_aside_with_a_warning(
     assert taxonomy.version.split("-")[-1] == plain.version.split("-")[-1]  # the same content as without it
     text = "The Kremlin said so."
     assert Tagger(taxonomy).tag(None, text) == Tagger(plain).tag(None, text)  # tags as the plain score does
+    # the hint names the label as it is, apostrophes included
+    odd = load_taxonomy_text(base + model.replace(feature, "term:people's army"), filename="t.yaml")
+    assert "give that term `label: people's army`" in odd.warnings[0]
 
 
 def test_a_model_whose_features_fit_is_kept_without_warning() -> None:
