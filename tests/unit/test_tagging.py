@@ -552,6 +552,8 @@ def test_version_ignores_comments_but_not_content(tmp_path: Path) -> None:
         ("slug: a\nterms:\n  - !!python/object:os.system x\n", 3, "term: YAML error: could not determine a constructor"),
         # nesting that would overflow the YAML composer's recursion
         ("slug: a\nterms: " + "[" * 5000 + "\n", 2, "nested more than 64 levels deep"),
+        # deep enough for the limit, not for libyaml's own: the fast path hands it to the careful one
+        ("slug: a\nterms: " + "[" * 70 + "x" + "]" * 70 + "\n", 2, "nested more than 64 levels deep"),
         ("slug: a\nterms: " + "{a: " * 5000 + "\n", 2, "nested more than 64 levels deep"),
     ],
 )
@@ -755,3 +757,13 @@ def test_a_form_may_repeat_after_a_term_that_only_sometimes_counts_it() -> None:
 def test_the_shipped_taxonomy_loads_without_a_warning() -> None:
     # a shipped model that no longer fits its terms would quietly fall back to the plain score
     assert load_taxonomy().warnings == ()
+
+
+def test_the_libyaml_path_reads_the_shipped_taxonomy_as_the_careful_one_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from newswire.processors import taxonomy as loader
+
+    fast = load_taxonomy()
+    monkeypatch.setattr(loader, "_CLoader", None)
+    careful = load_taxonomy()
+    assert fast == careful  # terms, weights, models and every file:line source
+    assert [t.source for t in fast.topics] == [t.source for t in careful.topics]
