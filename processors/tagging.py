@@ -391,7 +391,6 @@ def _tagger_version(taxonomy_version: str, embeddings: Embeddings | None) -> str
     return f"{taxonomy_version}+embeddings-{digest}"
 
 
-
 # Why a hit did not count (``TopicExplanation.dropped``).
 DROP_EXCLUDED = "inside an excluded phrase"
 DROP_DATELINE = "in a dateline"
@@ -441,6 +440,7 @@ def _covers(starts: list[int], reach: list[int], start: int, stop: int) -> bool:
     """Some span (s, e) has s <= start and stop <= e."""
     i = bisect_right(starts, start) - 1
     return i >= 0 and reach[i] >= stop
+
 
 class Tagger:
     """Tags items against a taxonomy. Build once (it compiles the automaton), call ``tag`` many times."""
