@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tagging_eval import LABELS, SETS, Label, Row, load_labels, print_table, stats_for, summarise
 from texts import article_items, corpus_root, feed_items
 
+from newswire.processors.tag_metrics import fmt
 from newswire.processors.tagging import BOW_SCALE, Tagger, bow_tokens, load_taxonomy
 from newswire.processors.taxonomy import COMBINER_FEATURES
 
@@ -236,11 +237,6 @@ def load_data(tagger: Tagger) -> tuple[dict[str, Data], list[tuple[Label, str]]]
     return out, meta
 
 
-def _fig(value: float | None, spec: str) -> str:
-    """A figure, or n/a where the set defines none (no positives, no grade-2 items, no negatives)."""
-    return "n/a" if value is None else format(value, spec)
-
-
 def report(
     d: Data, slug: str, tagged_runs: list[np.ndarray], meta: list[tuple[Label, str]]
 ) -> dict[str, Any]:
@@ -341,9 +337,9 @@ def main(argv: list[str] | None = None) -> int:
             res = report(d, slug, runs, meta)
             a, f = res["articles"], res["feeds"]
             print(
-                f"{slug:<15}{kind:<10}{_fig(a['f1_mean'], '.3f'):>9}{_fig(f['f1_mean'], '.3f'):>8}   "
-                f"{_fig(a['recall_grade2'], '.2f')}, {_fig(f['recall_grade2'], '.2f')}; "
-                f"{_fig(a['neg_tagged'], '.1%')}, {_fig(f['neg_tagged'], '.1%')}"
+                f"{slug:<15}{kind:<10}{fmt(a['f1_mean'], '.3f'):>9}{fmt(f['f1_mean'], '.3f'):>8}   "
+                f"{fmt(a['recall_grade2'], '.2f')}, {fmt(f['recall_grade2'], '.2f')}; "
+                f"{fmt(a['neg_tagged'], '.1%')}, {fmt(f['neg_tagged'], '.1%')}"
             )
             if args.features:
                 for set_name in ("articles", "feeds"):

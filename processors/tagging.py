@@ -733,11 +733,11 @@ class Tagger:
         topic = self._topics[ti]
         if not hits:
             return _Evidence(words, cjk)
-        spans = excluded + dead
-        if spans:
-            starts, reach = _reach(spans)
+        # the exclude spans sorted once, for the hits, the cues and the trace (datelines are rarer)
+        ex_starts, ex_reach = _reach(excluded) if excluded else ([], [])
+        if excluded or dead:
+            starts, reach = _reach(excluded + dead) if dead else (ex_starts, ex_reach)
             if trace is not None:
-                ex_starts, ex_reach = _reach(excluded) if excluded else ([], [])
                 for h in hits:
                     if _covers(starts, reach, h[0], h[2]):
                         why = DROP_EXCLUDED if _covers(ex_starts, ex_reach, h[0], h[2]) else DROP_DATELINE
@@ -749,10 +749,9 @@ class Tagger:
             # inside an excluded phrase. Only this topic's own cues (requires, unless, dampen) are looked at,
             # and the item's cue table is copied only when one of them changes.
             own = cues
-            starts, reach = _reach(excluded)
             for cue in self._topic_cues[ti].intersection(own):
                 at = own[cue]
-                inside = [p for p in at if not _covers(starts, reach, p, p + 1)]
+                inside = [p for p in at if not _covers(ex_starts, ex_reach, p, p + 1)]
                 if len(inside) != len(at):
                     if cues is own:
                         cues = dict(own)
