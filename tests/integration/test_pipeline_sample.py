@@ -12,6 +12,7 @@ from demo.webserver import RunningServer, start_server
 from newswire.connectors.feedlist import read_feed_list
 from newswire.connectors.kafka import BrokerUnavailable, KafkaSettings, Received
 from newswire.connectors.state import StateStore
+from newswire.contract import utc_now
 from newswire.devbroker import DevBroker
 from newswire.live import run_once
 from newswire.processors.canonical import article_id, canonical_url
@@ -212,13 +213,15 @@ def test_broker_lost_mid_run_leaves_entries_pending_for_the_next_run(
             # validators of feeds with pending entries did not advance: the next poll refetches them
             pending_feeds = [f for f in store.feeds() if "broken" not in f.url and f.etag is None]
             assert pending_feeds
+            # ... and they are due at once: the next run publishes them, not the feed's next adaptive poll
+            assert all(f.is_due(utc_now()) and f.schedule_reason == "pending" for f in pending_feeds)
 
         private_broker.start()  # an empty broker: everything not acknowledged must come again
         kafka_again = settings_for(private_broker.bootstrap)
         settings_again = pipeline_settings(
             kafka_again, tmp_path / "state", topic_prefix=kafka.topic_prefix, per_host=2
         )
-        retry = run_once(settings_again, feeds, poll_all=True)
+        retry = run_once(settings_again, feeds)  # a plain next run, not --all
         assert retry.completed
         assert summary.published + retry.published == 16
         assert len(read_all(kafka, kafka.topic("articles"), expected=retry.published)) == retry.published
