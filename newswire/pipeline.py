@@ -296,6 +296,8 @@ class Processor:
             if kind == "dl":
                 outcomes.append(Outcome(candidate, "dead-letter" if result.ok else "failed"))
         too_large: list[Outgoing] = []
+        not_sent: dict[str, int] = {}  # error -> articles
+        failed = 0
         for candidate, message, page_error in prepared:
             sent = by_candidate.get(f"msg:{candidate.id}", [])
             if sent and all(r.ok for r in sent):
@@ -312,8 +314,18 @@ class Processor:
                 too_large.append(_dead_letter_out(self.settings.topic_prefix, letter, ref=("dl", candidate)))
             else:
                 errors = sorted({r.error or "?" for r in sent if not r.ok})
-                log.warning("publish failed id=%s url=%s errors=%s", candidate.id, candidate.url, errors)
+                # one line per article in the log file; one per batch on the terminal (below)
+                log.info("publish failed id=%s url=%s errors=%s", candidate.id, candidate.url, errors)
+                for error in errors:
+                    not_sent[error] = not_sent.get(error, 0) + 1
+                failed += 1
                 outcomes.append(Outcome(candidate, "failed", message, message.text_source, page_error))
+        if failed:
+            log.warning(
+                "publish failed for %d articles of this batch (%s)",
+                failed,
+                ", ".join(f"{error}: {count}" for error, count in sorted(not_sent.items())),
+            )
         if too_large:
             for result in await self.send(too_large):
                 _, candidate = _ref(result)

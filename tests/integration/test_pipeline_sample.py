@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -191,6 +192,7 @@ def test_broker_lost_mid_run_leaves_entries_pending_for_the_next_run(
     settings_for: Callable[..., KafkaSettings],
     tmp_path: Path,
     read_all: ReadAll,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # pages answer slowly, and the broker goes away while they are being fetched
     with start_server(SAMPLE, delay=0.4) as slow:
@@ -208,6 +210,10 @@ def test_broker_lost_mid_run_leaves_entries_pending_for_the_next_run(
         finally:
             stopper.join()
         assert not summary.completed and summary.publish_failures > 0
+        # the terminal (warnings) gets a line per batch, not one per article the broker did not take
+        warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name == "newswire.pipeline"]
+        assert not any(line.startswith("publish failed id=") for line in warned), warned
+        assert any(line.startswith("publish failed for ") for line in warned), warned
         with StateStore.in_dir(settings.state_dir) as store:
             assert store.published_count() == summary.published
             # validators of feeds with pending entries did not advance: the next poll refetches them
