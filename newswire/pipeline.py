@@ -111,7 +111,9 @@ class RunSummary:
         if replay:
             parts.append(f"{self.malformed_records} malformed records skipped")
         if self.publish_failures:
-            parts.append(f"{self.publish_failures} NOT published (broker), retried next run")
+            # a replay writes no state: nothing retries what it could not publish but another replay
+            retry = "replay again to publish them" if replay else "retried next run"
+            parts.append(f"{self.publish_failures} NOT published (broker), {retry}")
         return ", ".join(parts) + f", {self.elapsed:.1f} s"
 
 

@@ -23,6 +23,7 @@ from newswire.connectors.state import StateStore
 from newswire.connectors.warc_reader import ScanStats, scan
 from newswire.connectors.warc_writer import WarcArchive
 from newswire.live import run_once
+from newswire.pipeline import RunSummary
 from newswire.processors.canonical import article_id, canonical_url
 from newswire.records import FetchResult, PublishedRow
 from newswire.replay import ReplayError, replay
@@ -317,6 +318,14 @@ def test_since_until_and_feed_select_as_documented(
 def test_since_must_be_before_until(kafka_settings: KafkaSettings, tmp_path: Path, two_feeds_archive: Path) -> None:
     with pytest.raises(ReplayError, match="not before"):
         replay(replay_settings(kafka_settings, tmp_path / "state"), [two_feeds_archive], since=D2, until=D1)
+
+
+def test_replay_summary_does_not_promise_a_next_run_for_what_the_broker_did_not_take() -> None:
+    # a replay writes no state, so nothing retries its failures: the user has to replay again
+    summary = RunSummary(published=2, publish_failures=3)
+    assert "3 NOT published (broker), replay again to publish them" in summary.line(replay=True)
+    assert "next run" not in summary.line(replay=True)
+    assert "3 NOT published (broker), retried next run" in summary.line()
 
 
 # -- damage -------------------------------------------------------------------------------------------
