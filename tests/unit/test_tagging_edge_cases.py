@@ -13,11 +13,13 @@ run on it:
 - tests/fixtures/tagging/russia_feeds.jsonl, china_feeds.jsonl (205 items each) and
   afghanistan_feeds.jsonl (184): English feed items about each country written the same way, most of the positives without the country's name
   (the Kremlin, Lavrov, Nord Stream; Beijing, Zhongnanhai, Xinjiang), with passing mentions (COVID's
-  origin, a list of countries, a player's nationality) and false cues (fine china, Moscow, Idaho).
+  origin, a list of countries, a player's nationality) and false cues (fine china, Moscow, Idaho);
+- tests/fixtures/tagging/civil_military_feeds_2.jsonl (150) and china_feeds_2.jsonl (160): a second blind
+  round, modelled on real 2020-2021 events in each outlet's style (eval/experiments/blind-round-2/).
 
 The taxonomy was mended on the edge cases and the civil-military, China and Afghanistan items (a candidate
 mended on the Russia items lowered held-out F1 and was not shipped: eval/experiments/
-russia-china-feed-style/; the relation words China and Russia gained later were checked on all five
+russia-china-feed-style/; the second round's sets were measured first, then mended on; the relation words China and Russia gained later were checked on all five
 sets, docs/tagging.md), so this is a pin of behaviour, not a measure of quality (that is
 eval/tagging_eval.py on the held-out split). Every item must be tagged exactly as graded, except the
 mistakes listed in the file's .known.json (for the Russia and China items, the tagger's own account of
@@ -42,6 +44,8 @@ SETS = {
     "russia_feeds": 205,
     "china_feeds": 205,
     "afghanistan_feeds": 184,
+    "civil_military_feeds_2": 150,
+    "china_feeds_2": 160,
 }
 
 
