@@ -529,6 +529,9 @@ class Publisher:
 
 _JOIN_TIMEOUT_S = 30.0
 _TOPIC_RECHECK_S = 1.0
+# How often a reader checks that a bootstrap server still accepts connections (kafka-python itself
+# retries a lost broker forever without a word).
+_BROKER_PROBE_S = 5.0
 
 
 def consume(
@@ -575,21 +578,43 @@ def consume(
         raise _unreachable(settings, "no bootstrap server accepts connections")
     consumer = _construct(KafkaConsumer, config, settings)
     offsets: _GroupOffsets | None = None
+    watch = _BrokerWatch(settings)
     try:
         if group is not None:
             offsets = _GroupOffsets(consumer, group, settings.request_timeout_ms)
             consumer.subscribe(topics)
-            yield from _poll_loop(consumer, None, timeout_s, max_messages, offsets)
+            yield from _poll_loop(consumer, None, timeout_s, max_messages, offsets, watch)
         else:
             manual = _ManualAssignment(consumer, topics)
             manual.refresh(at_beginning=from_beginning)
-            yield from _poll_loop(consumer, manual, timeout_s, max_messages, None)
+            yield from _poll_loop(consumer, manual, timeout_s, max_messages, None, watch)
     finally:
         try:
             if offsets is not None:
                 offsets.commit()
         finally:
             consumer.close(autocommit=False)
+
+
+class _BrokerWatch:
+    """Says once (a warning) when the broker stops accepting connections during a read, and once when
+    it is back; kafka-python keeps retrying either way."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self.down = False
+        self.next_probe = time.monotonic() + _BROKER_PROBE_S
+
+    def check(self, now: float) -> None:
+        if now < self.next_probe:
+            return
+        self.next_probe = now + _BROKER_PROBE_S
+        up = broker_reachable(self.settings)
+        if not up and not self.down:
+            log.warning("%s; waiting for it", _unreachable(self.settings, "no bootstrap server accepts connections"))
+        elif up and self.down:
+            log.warning("Kafka broker at %s is reachable again", self.settings.bootstrap_servers)
+        self.down = not up
 
 
 class _GroupOffsets:
@@ -636,7 +661,11 @@ class _ManualAssignment:
         new: list[TopicPartition] = []
         still_missing: list[str] = []
         for topic in self.missing:
-            partitions = self.consumer.partitions_for_topic(topic)
+            try:
+                partitions = self.consumer.partitions_for_topic(topic)
+            except kerrors.KafkaError as exc:  # the broker went away: still missing, checked again
+                log.debug("kafka: cannot read the partitions of %s: %s", topic, _describe(exc))
+                partitions = None
             if partitions:
                 new.extend(TopicPartition(topic, p) for p in sorted(partitions))
             else:
@@ -663,6 +692,7 @@ def _poll_loop(
     timeout_s: float | None,
     max_messages: int | None,
     offsets: _GroupOffsets | None,
+    watch: _BrokerWatch | None = None,
 ) -> Iterator[Received]:
     started = time.monotonic()
     idle_since: float | None = started if manual is not None else None
@@ -673,17 +703,31 @@ def _poll_loop(
         now = time.monotonic()
         if idle_since is None and consumer.assignment():
             idle_since = now  # joined the group: start the idle clock now
+        if watch is not None:
+            watch.check(now)
         if timeout_s is not None:
-            if idle_since is not None and now - idle_since >= timeout_s:
-                return
-            if idle_since is None and now - started >= timeout_s + _JOIN_TIMEOUT_S:
+            timed_out = (idle_since is not None and now - idle_since >= timeout_s) or (
+                idle_since is None and now - started >= timeout_s + _JOIN_TIMEOUT_S
+            )
+            if timed_out and watch is not None and (watch.down or not broker_reachable(watch.settings)):
+                # idle because the broker is gone, not because nothing came: not a clean end
+                raise _unreachable(watch.settings, "no bootstrap server accepts connections")
+            if timed_out:
                 return
         if manual is not None:
             manual.poll_missing()
         if offsets is not None:
             offsets.commit()  # the caller is done with everything yielded so far
         wait_s = 0.2 if timeout_s is None else min(0.2, max(0.01, timeout_s))
-        batches = consumer.poll(timeout_ms=int(wait_s * 1000))
+        try:
+            batches = consumer.poll(timeout_ms=int(wait_s * 1000))
+        except kerrors.KafkaError as exc:
+            if not exc.retriable:
+                raise
+            # the broker went away (a group member sees it here): kafka-python reconnects; the watch says it
+            log.debug("kafka: poll failed: %s", _describe(exc))
+            time.sleep(wait_s)
+            continue
         for records in batches.values():
             for record in records:
                 if offsets is not None:

@@ -3,7 +3,9 @@ unreachable broker, not a hang. A real Tansu broker on loopback (no mocks)."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -13,7 +15,8 @@ import pytest
 
 from newswire.connectors.kafka import BrokerUnavailable, KafkaSettings, Outgoing, Publisher, consume
 from newswire.devbroker import DevBroker
-from tests.support.cli import newswire, one_line_error
+from tests.conftest import FAST_GROUP_CONFIG
+from tests.support.cli import NEWSWIRE, newswire, one_line_error
 
 pytestmark = pytest.mark.integration
 
@@ -184,3 +187,42 @@ def test_cli_tail_with_ssl_against_plaintext_broker_exits_3(broker: DevBroker) -
     assert done.returncode == 3, done.stderr
     assert f"{broker.bootstrap} is unreachable" in one_line_error(done)
     assert time.monotonic() - started < 20.0
+
+
+# -- a broker that goes away while tail reads --------------------------------------------------------
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("mode", ["assigned", "topic-not-created-yet", "group"])
+def test_cli_tail_whose_broker_dies_exits_3_in_one_line(
+    private_broker: DevBroker, settings_for: SettingsFor, mode: str
+) -> None:
+    # It exited 0 as if the topic had gone quiet (assigned partitions), or 70 with an internal error and
+    # a traceback in the log (a topic still awaited, a group member).
+    settings = settings_for(private_broker.bootstrap)
+    if mode != "topic-not-created-yet":
+        publish(settings, settings.topic("articles"), 3)
+    args = [
+        NEWSWIRE, "tail", "articles", "--from-beginning", "--json", "--timeout", "3",
+        "--bootstrap-servers", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix,
+    ]  # fmt: skip
+    if mode == "group":
+        args += ["--group", f"g-{uuid.uuid4().hex[:8]}"]
+        args += [f"--kafka-option={key}={value}" for key, value in FAST_GROUP_CONFIG.items()]
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        if mode == "topic-not-created-yet":
+            time.sleep(1.5)
+            lines = []
+        else:
+            lines = [proc.stdout.readline() for _ in range(3)]
+        private_broker.stop(grace_s=0)
+        out, err = proc.communicate(timeout=60)
+    assert [line for line in lines if line.strip()] == [f'{{"n": {i}}}\n' for i in range(len(lines))]
+    assert out == ""
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err and "internal error" not in err
+    last = err.strip().splitlines()[-1]
+    assert last == f"newswire: error: Kafka broker at {settings.bootstrap_servers} is unreachable: " \
+        "no bootstrap server accepts connections", err
