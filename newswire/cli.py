@@ -14,6 +14,7 @@ import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -1129,11 +1130,17 @@ def _raised_one_of(exc: BaseException, names: tuple[tuple[str, str], ...]) -> bo
 _terminated = False
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     """SIGTERM (a service manager stopping newswire) stops it as Ctrl-C does: what the broker
     acknowledged is marked done, the rest is retried next run. Exit status 143, as for SIGTERM."""
     global _terminated
     _terminated = True
+    # Whatever handles Ctrl-C now: inside asyncio.run, its handler cancels the main task cleanly (a
+    # KeyboardInterrupt raised here would land in whichever task runs, and asyncio prints it on exit).
+    on_sigint = signal.getsignal(signal.SIGINT)
+    if callable(on_sigint) and on_sigint is not signal.default_int_handler:
+        on_sigint(signal.SIGINT, frame)
+        return
     raise KeyboardInterrupt
 
 

@@ -69,3 +69,43 @@ def test_an_internal_error_before_the_command_set_up_its_log_still_keeps_the_tra
     monkeypatch.setattr(cli, "_start", start)
     _, log_file = _fails_internally(monkeypatch, capsys, ["newswire", "taxonomy", "check"], state)
     assert "start went wrong" in log_file.read_text() and "Traceback" in log_file.read_text()
+
+
+_SIGTERM_IN_A_TASK = """
+import asyncio, gc, os, signal, threading, time
+from newswire import cli
+signal.signal(signal.SIGTERM, cli._on_sigterm)  # as cli.main() installs it
+
+async def busy():
+    for _ in range(50):
+        until = time.monotonic() + 0.2
+        while time.monotonic() < until:  # pure Python work: the signal lands inside this task
+            pass
+        await asyncio.sleep(0)
+
+async def main():
+    tasks = [asyncio.create_task(busy()) for _ in range(2)]
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    for future in asyncio.as_completed(tasks):
+        await future
+
+try:
+    asyncio.run(main())
+except KeyboardInterrupt:
+    gc.collect()  # a task left holding the interrupt would be reported now
+    print("stopped", cli._terminated)
+"""
+
+
+def test_sigterm_during_asyncio_work_stops_like_ctrl_c_without_noise() -> None:
+    # SIGTERM raised KeyboardInterrupt inside whichever task was running: `run --once` stopped with
+    # "ERROR asyncio Task exception was never retrieved ... KeyboardInterrupt()" (and at times a
+    # traceback) on stderr. It now goes through asyncio's Ctrl-C handling, which cancels the run.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGTERM_IN_A_TASK], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "stopped True", done.stdout + done.stderr
+    assert done.stderr == ""
