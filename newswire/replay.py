@@ -455,6 +455,10 @@ async def _replay(
             index.skipped, stats.malformed,
         )
 
+        archived = {_canonical_or_raw(d.uri) for d in index.feeds}
+        for feed in selection.feeds:
+            if feed not in archived:  # a typo would otherwise replay nothing without a word
+                log.warning("--feed %s: no feed document in the archive has this URL", feed)
         docs = _changed(sorted((d for d in index.feeds if _selected_feed(d, selection)), key=lambda d: d.order))
         summary.feeds_unchanged = sum(1 for d in index.feeds if _selected_feed(d, selection)) - len(docs)
         reader = stack.enter_context(BodyReader())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -313,6 +314,17 @@ def test_since_until_and_feed_select_as_documented(
     for _, body in got:
         if body["url"] == "http://x.test/x2":
             assert body["text_source"] == "page" and body["title"] == "X two page"
+
+
+def test_a_feed_the_archive_does_not_hold_is_named_in_a_warning(
+    two_feeds_archive: Path, kafka_settings: KafkaSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A typo in --feed replayed nothing and said nothing (exit 0, "0 articles published").
+    settings = replay_settings(kafka_settings, tmp_path / "state")
+    summary = replay(settings, [two_feeds_archive], feeds=["http://x.test/feed.xm", "HTTP://X.test:80/feed.xml#top"])
+    assert summary.published == 3  # the one that is archived still replays
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name == "newswire.replay"]
+    assert warned == ["--feed http://x.test/feed.xm: no feed document in the archive has this URL"]
 
 
 def test_since_must_be_before_until(kafka_settings: KafkaSettings, tmp_path: Path, two_feeds_archive: Path) -> None:
