@@ -68,6 +68,10 @@ def _gzip_member(data: bytes) -> bytes:
     return compressor.compress(data) + compressor.flush()
 
 
+class ArchiveDirError(ValueError):
+    """The archive directory cannot be created or written (a user error: --archive-dir)."""
+
+
 class WarcArchive:
     """Append-only WARC writer rotating by size.
 
@@ -80,7 +84,14 @@ class WarcArchive:
         self.directory = directory
         self.max_bytes = max_bytes
         self.software = software
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise ArchiveDirError(f"archive dir {directory}: not a directory") from None
+        except OSError as exc:
+            raise ArchiveDirError(f"archive dir {directory}: cannot create it: {exc.strerror or exc}") from None
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise ArchiveDirError(f"archive dir {directory}: not writable")
         self._fh: BinaryIO | None = None
         self._path: Path | None = None
         self._size = 0

@@ -1111,6 +1111,7 @@ _USER_ERRORS = (
     ("newswire.labelled", "LabelsError"),
     ("newswire.connectors.kafka", "KafkaConfigError"),
     ("newswire.connectors.state", "StateConfigError"),  # before StateError, of which it is one
+    ("newswire.connectors.warc_writer", "ArchiveDirError"),
 )
 _UNAVAILABLE_ERRORS = (
     ("newswire.connectors.kafka", "BrokerUnavailable"),

@@ -159,6 +159,23 @@ def test_a_state_dir_that_is_a_file_and_a_file_that_is_no_warc_are_user_errors(t
     assert replayed.returncode == 2 and one_line_error(replayed).endswith("story.txt: not a WARC file")
 
 
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_an_archive_dir_that_cannot_be_one_is_a_user_error(
+    feeds_file: Path, kafka_settings: KafkaSettings, tmp_path: Path, where: str
+) -> None:
+    # It was an internal error (exit 70, FileExistsError) once the broker had been reached.
+    story = tmp_path / "story.txt"
+    story.write_text("not a directory\n")
+    archive = story if where == "file" else story / "archive"
+    result = newswire(
+        "run", "--once", "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "s"),
+        "--archive-dir", str(archive), "--allow-host", "127.0.0.1",
+        "--bootstrap-servers", kafka_settings.bootstrap_servers, "--topic-prefix", kafka_settings.topic_prefix,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert one_line_error(result).startswith(f"newswire: error: archive dir {archive}: ")
+
+
 @pytest.mark.parametrize("args", [["--max", "0"], ["--max", "-1"], ["--timeout", "-1"]])
 def test_tail_rejects_counts_and_timeouts_below_their_range(args: list[str]) -> None:
     result = newswire("tail", "articles", "--bootstrap-servers", "127.0.0.1:1", *args)
