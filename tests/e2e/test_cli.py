@@ -182,6 +182,15 @@ def test_tail_rejects_counts_and_timeouts_below_their_range(args: list[str]) -> 
     assert result.returncode == 2 and args[0] in one_line_error(result)
 
 
+@pytest.mark.parametrize(
+    ("topic", "prefix"), [("bad topic!", "news"), ("", "news"), ("articles", "bad prefix"), ("x" * 250, "news")]
+)
+def test_tail_of_a_name_that_cannot_be_a_topic_is_a_user_error(topic: str, prefix: str) -> None:
+    # It waited for that topic to appear (forever without --timeout), then exited 0.
+    result = newswire("tail", topic, "--topic-prefix", prefix, "--timeout", "1", "--bootstrap-servers", "127.0.0.1:1")
+    assert result.returncode == 2 and "cannot be a Kafka topic" in one_line_error(result)
+
+
 def test_extraction_libraries_stay_off_the_terminal(tmp_path: Path) -> None:
     empty = tmp_path / "empty.html"
     empty.write_text("<html><body></body></html>")
