@@ -177,11 +177,15 @@ def _state_base(state_dir: Path | None) -> Path:
     return Path(from_env) if from_env else default_state_dir()
 
 
-def _start(verbose: int, state_dir: Path | None) -> Path:
-    """Logging for a command (the log file is ``<state dir>/newswire.log``); returns the state dir."""
+def _start(verbose: int, state_dir: Path | None, *, reads_state: bool = False) -> Path:
+    """Logging for a command (the log file is ``<state dir>/newswire.log``); returns the state dir.
+
+    A command that only reads the state (``reads_state``) does not create a state dir that is not there:
+    a mistyped --state-dir gets its one-line error and leaves no directory with a log file behind."""
     global _log_file
     base = _state_base(state_dir)
-    _log_file = setup_logging(verbose + _global_verbose, base / "newswire.log")
+    log_file = None if reads_state and not base.is_dir() else base / "newswire.log"
+    _log_file = setup_logging(verbose + _global_verbose, log_file)
     return base
 
 
@@ -674,7 +678,7 @@ def feeds_status(
 ) -> None:
     """Every feed's health: last poll, last success, HTTP status, entries seen, consecutive failures,
     next poll (and why then), parked or waiting for a Retry-After, last error reason."""
-    base = _start(verbose, state_dir)
+    base = _start(verbose, state_dir, reads_state=True)
     from datetime import UTC, datetime
 
     from newswire.connectors.state import StateStore
@@ -818,7 +822,7 @@ def feeds_export(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Write the feed list as OPML 2.0, with the titles the feeds gave themselves where known."""
-    base = _start(verbose, state_dir)
+    base = _start(verbose, state_dir, reads_state=True)
     import tempfile
 
     from newswire.connectors.feedlist import read_feed_list, write_opml

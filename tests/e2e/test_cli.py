@@ -654,3 +654,16 @@ def test_verbose_is_shown_as_a_repeatable_flag_not_a_value(tmp_path: Path) -> No
         assert shown.returncode == 0, shown.stderr
         (row,) = [line for line in shown.stdout.splitlines() if "--verbose" in line]
         assert "<int>" not in row and "-vv" in row and "default" not in row, row
+
+
+def test_a_mistyped_state_dir_for_a_reading_command_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    typo = tmp_path / "no" / "such" / "state"
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text("http://127.0.0.1:9/feed.xml\n")
+    status = newswire("feeds", "status", "--state-dir", str(typo))
+    assert status.returncode == 2, status.stderr
+    assert "no state store in" in one_line_error(status)
+    exported = newswire("feeds", "export", "--feeds", str(feeds), "--state-dir", str(typo))
+    assert exported.returncode == 0, exported.stderr
+    assert "http://127.0.0.1:9/feed.xml" in exported.stdout
+    assert not (tmp_path / "no").exists()  # no directory, no newswire.log under the typo
