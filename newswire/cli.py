@@ -383,16 +383,20 @@ def run(
 
 def _serve_metrics(port: int, addr: str, state_dir: Path, *, in_children: bool) -> None:
     """The metrics endpoint for this run. Flow runs that Prefect starts in child processes write their
-    samples to a shared directory (prometheus-client's multiprocess mode), which the endpoint sums."""
-    from newswire.metrics import MetricsError, serve_metrics
-
+    samples to a shared directory (prometheus-client's multiprocess mode), which the endpoint sums.
+    prometheus-client reads $PROMETHEUS_MULTIPROC_DIR once, when it is imported: it is set first, or this
+    process's own samples (a run without a Prefect server polls in this process) never reach the files."""
     if in_children and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import atexit
         import shutil
 
         shared = state_dir / "metrics" / str(os.getpid())
         shutil.rmtree(shared, ignore_errors=True)
         shared.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared)
+        atexit.register(shutil.rmtree, shared, ignore_errors=True)  # this run's samples only: gone with it
+    from newswire.metrics import MetricsError, serve_metrics
+
     try:
         serve_metrics(port, addr)
     except MetricsError as exc:

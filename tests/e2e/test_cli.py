@@ -291,6 +291,45 @@ def test_run_without_once_keeps_polling_through_prefect_until_interrupted(
     assert len(read_all(kafka_settings, kafka_settings.topic("articles"), expected=16)) == 16
 
 
+def test_run_without_once_serves_its_own_metrics_and_removes_their_files(
+    feeds_file: Path, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """Without a Prefect server the cycles run in the CLI's own process: its samples must reach the
+    endpoint (they were counted in a registry the endpoint does not read: /metrics showed no newswire
+    family), and the samples' directory goes when the run ends."""
+    import signal
+    import urllib.request
+
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env.pop("PREFECT_API_URL", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            NEWSWIRE, "run", "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "state"),
+            "--allow-host", "127.0.0.1", "--bootstrap-servers", kafka_settings.bootstrap_servers,
+            "--topic-prefix", kafka_settings.topic_prefix, "--metrics-port", str(port),
+            "--metrics-addr", "127.0.0.1",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=default_sigint,  # noqa: PLW1509 -- one signal() call, no locks taken
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "16 articles published" in first, first
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
+        with direct.open(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            scraped = response.read().decode()
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "newswire_articles_published_total 16.0" in scraped, scraped
+    assert 'newswire_polls_total{outcome="200"} 3.0' in scraped, scraped
+    assert not list((tmp_path / "state" / "metrics").glob("*/*.db"))
+
+
 # -- tag and taxonomy: what an analyst editing the taxonomy runs ---------------------------------------
 
 
