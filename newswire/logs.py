@@ -56,6 +56,14 @@ def setup_logging(verbosity: int, log_file: Path | None) -> Path | None:
                 ("kafka", "prefect", "uvicorn", "trafilatura", "htmldate", "courlan")
             )
         )
+    if verbosity < 3:
+        # -v and -vv are newswire's own detail: other libraries' info and debug lines (Prefect's websockets
+        # client, graphviz, aiosqlite...) reach the terminal only with -vvv; their warnings still do.
+        terminal.addFilter(
+            lambda record: record.levelno >= logging.WARNING
+            or record.name == "newswire"
+            or record.name.startswith("newswire.")
+        )
     root.addHandler(terminal)
     if log_file is not None:
         try:

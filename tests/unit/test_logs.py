@@ -99,3 +99,22 @@ def test_setup_logging_says_when_there_is_no_log_file(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     assert setup_logging(0, blocker / "newswire.log") is None
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("verbosity", [1, 2, 3])
+def test_other_libraries_debug_lines_reach_the_terminal_only_with_vvv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], verbosity: int
+) -> None:
+    """-vv is newswire's debug detail: Prefect's websockets client logged every frame at -vv, graphviz
+    its deprecation bookkeeping. Their warnings, and newswire's own lines, still show."""
+    setup_logging(verbosity, tmp_path / "newswire.log")
+    logging.getLogger("websockets.client").debug("> TEXT frame")
+    logging.getLogger("graphviz._tools").info("deprecate positional args")
+    logging.getLogger("websockets.client").warning("connection lost")
+    logging.getLogger("newswire.live").info("phase poll: 4 feeds")
+    logging.getLogger("newswire.pipeline").debug("entry fate")
+    err = capsys.readouterr().err
+    assert ("> TEXT frame" in err) == ("deprecate positional args" in err) == (verbosity >= 3), err
+    assert "connection lost" in err and "phase poll: 4 feeds" in err
+    assert ("entry fate" in err) == (verbosity >= 2)
