@@ -7,6 +7,8 @@ pool deployment see ``prefect.yaml`` at the repository root.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -21,7 +23,7 @@ from newswire.config import (
     settings_from_params,
     settings_to_params,
 )
-from newswire.logs import quiet_prefect, route_prefect_logs_to_file
+from newswire.logs import quiet_prefect, route_prefect_logs_to_file, setup_logging
 
 quiet_prefect(default_state_dir() / "prefect")  # before Prefect is imported; the CLI may have set it already
 
@@ -39,6 +41,8 @@ from newswire.pipeline import RunSummary
 route_prefect_logs_to_file()
 
 DEFAULT_BATCH = 500
+# Set by serve_poll for the flow runs the Prefect runner starts in child processes: the CLI's -v count.
+SERVED_VERBOSITY = "NEWSWIRE_SERVED_VERBOSITY"
 
 
 @task(name="poll-batch", cache_policy=NO_CACHE, retries=0)
@@ -75,15 +79,27 @@ def poll(
     """
     params = dict(params if params is not None else settings_to_params(settings_from_env()))
     params["lease_batch"] = max(batch_size, 1)
+    served = os.environ.get(SERVED_VERBOSITY)
+    verbosity = int(served or 0)
+    if served is not None:  # a run `newswire run` serves: logs and the cycle's line as in a run without a server
+        setup_logging(verbosity, settings_from_params(params).state_dir / "newswire.log")
+        route_prefect_logs_to_file()
     started = utc_now().isoformat()
     total = RunSummary()
     batches = 0
     while True:
-        part = poll_batch(str(Path(feeds_file)), params, poll_all, interval_minutes, started)
+        try:
+            part = poll_batch(str(Path(feeds_file)), params, poll_all, interval_minutes, started)
+        except (BrokerUnavailable, StateError) as exc:
+            if served is not None:
+                print(f"cycle not completed: {exc}; trying again at the next scheduled run", flush=True)
+            raise
         total.add(RunSummary(**part))
         batches += 1
         if not part.get("feeds_polled") or (max_batches and batches >= max_batches):
             break
+    if served is not None and (verbosity >= 1 or cycle_did_something(total)):
+        print(total.line(), flush=True)
     create_table_artifact(
         key="newswire-poll-summary",
         table=summary_table(total),
@@ -126,20 +142,39 @@ def run_poll_flow(feeds_file: Path, settings: Settings, *, poll_all: bool, inter
 TICK = timedelta(minutes=1)  # how often due feeds are looked for; each feed keeps its own schedule
 
 
-def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float) -> None:
+def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float, verbosity: int = 0) -> int:
     """Serve the poll flow on a schedule until interrupted (needs a Prefect server: PREFECT_API_URL).
-    Each scheduled run polls the feeds that are due by then."""
-    poll.serve(
-        name="newswire-poll",
-        interval=min(TICK, timedelta(minutes=interval_minutes)),
-        parameters={
-            "feeds_file": str(feeds_file.resolve()),
-            "params": settings_to_params(settings),
-            "poll_all": False,
-            "interval_minutes": interval_minutes,
-        },
-        print_starting_message=False,
-    )
+    Each scheduled run polls the feeds that are due by then, in a child process that logs to the state
+    dir's log file and prints its cycle's line as ``poll_forever`` does (not Prefect's tracebacks).
+
+    Returns the signal that stopped it: Prefect's runner handles both Ctrl-C and SIGTERM itself and
+    returns as if nothing happened, so the caller can exit 130 or 143 like every other run."""
+    from prefect.runner import Runner
+
+    os.environ[SERVED_VERBOSITY] = str(verbosity)
+    terminated: list[bool] = []
+    handle_sigterm = Runner.handle_sigterm
+
+    def on_sigterm(self: Runner, *args: Any, **kwargs: Any) -> None:
+        terminated.append(True)
+        handle_sigterm(self, *args, **kwargs)
+
+    Runner.handle_sigterm = on_sigterm  # type: ignore[method-assign]
+    try:
+        poll.serve(
+            name="newswire-poll",
+            interval=min(TICK, timedelta(minutes=interval_minutes)),
+            parameters={
+                "feeds_file": str(feeds_file.resolve()),
+                "params": settings_to_params(settings),
+                "poll_all": False,
+                "interval_minutes": interval_minutes,
+            },
+            print_starting_message=False,
+        )
+    finally:
+        Runner.handle_sigterm = handle_sigterm  # type: ignore[method-assign]
+    return signal.SIGTERM if terminated else signal.SIGINT
 
 
 def poll_forever(

@@ -347,7 +347,8 @@ def run(
                 "a run every minute polls the feeds due (Ctrl-C stops)",
                 err=True,
             )
-            serve_poll(feeds, settings, interval_minutes=interval)
+            stopped_by = serve_poll(feeds, settings, interval_minutes=interval, verbosity=verbose + _global_verbose)
+            raise SystemExit(143 if stopped_by == signal.SIGTERM else 130)  # Prefect's runner took the signal
         else:
             typer.echo(
                 f"newswire: polling {len(feed_list)} feeds, a Prefect flow run every minute for the feeds due "

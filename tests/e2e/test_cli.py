@@ -330,6 +330,66 @@ def test_run_without_once_serves_its_own_metrics_and_removes_their_files(
     assert not list((tmp_path / "state" / "metrics").glob("*/*.db"))
 
 
+def test_run_serving_a_prefect_server_reports_cycles_in_one_line_and_exits_143_on_sigterm(
+    feeds_file: Path, tmp_path: Path
+) -> None:
+    """With PREFECT_API_URL, `run` serves the flow and Prefect's runner starts each run in a child
+    process: a cycle that cannot complete is one line (Prefect printed two tracebacks), the traceback
+    goes to the log file, and SIGTERM exits 143 (Prefect's runner took the signal and newswire exited 0,
+    also on Ctrl-C)."""
+    import select
+    import signal
+    import time
+    import urllib.request
+
+    port = free_port()
+    server_env = {**os.environ, "PREFECT_HOME": str(tmp_path / "server-home"), "DO_NOT_TRACK": "1",
+                  "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
+    server_env.pop("PREFECT_API_URL", None)
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    server = subprocess.Popen(
+        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env,
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{port}/api"
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with direct.open(f"{api}/health", timeout=5):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the Prefect server did not start"
+                time.sleep(1)
+        env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+        state = tmp_path / "state"
+        process = subprocess.Popen(
+            [
+                NEWSWIRE, "run", "--feeds", str(feeds_file), "--state-dir", str(state), "--allow-host", "127.0.0.1",
+                "--bootstrap-servers", f"127.0.0.1:{free_port()}",  # nothing listens: every cycle fails
+            ],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            preexec_fn=default_sigint,  # noqa: PLW1509 -- one signal() call, no locks taken
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            ready, _, _ = select.select([process.stdout], [], [], 150)  # the first scheduled run
+            assert ready, "no cycle reported"
+            line = process.stdout.readline()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=60)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    assert line.startswith("cycle not completed: Kafka broker at 127.0.0.1:"), line
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+    assert all(ln.startswith("newswire: serving") for ln in stderr.splitlines() if ln.strip()), stderr
+    assert "BrokerUnavailable" in (state / "newswire.log").read_text()
+
+
 # -- tag and taxonomy: what an analyst editing the taxonomy runs ---------------------------------------
 
 
