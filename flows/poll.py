@@ -31,18 +31,22 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from newswire.connectors.feedlist import read_feed_list
+from newswire.connectors.feedlist import FeedListError, read_feed_list
 from newswire.connectors.kafka import BrokerUnavailable
 from newswire.connectors.state import StateError
 from newswire.contract import utc_now
 from newswire.live import run_once
 from newswire.pipeline import RunSummary
+from newswire.processors.taxonomy import TaxonomyError
 
 route_prefect_logs_to_file()
 
 DEFAULT_BATCH = 500
 # Set by serve_poll for the flow runs the Prefect runner starts in child processes: the CLI's -v count.
 SERVED_VERBOSITY = "NEWSWIRE_SERVED_VERBOSITY"
+# What ends one cycle of a long-running `run` but not the run: the broker or state store away, or the
+# feed list or taxonomy file broken by an edit (half saved, say); the next cycle tries again.
+CYCLE_ERRORS = (BrokerUnavailable, StateError, FeedListError, TaxonomyError)
 
 
 @task(name="poll-batch", cache_policy=NO_CACHE, retries=0)
@@ -90,7 +94,7 @@ def poll(
     while True:
         try:
             part = poll_batch(str(Path(feeds_file)), params, poll_all, interval_minutes, started)
-        except (BrokerUnavailable, StateError) as exc:
+        except CYCLE_ERRORS as exc:
             if served is not None:
                 print(f"cycle not completed: {exc}; trying again at the next scheduled run", flush=True)
             raise
@@ -187,7 +191,8 @@ def poll_forever(
 ) -> None:
     """Without a Prefect server, Prefect cannot schedule (its ephemeral API has no scheduler): run the
     poll flow from this process every tick instead, until interrupted. A failed cycle (the broker
-    away, say) is reported and the next tick tries again; nothing unacknowledged was marked done.
+    away, the feed list broken by an edit) is reported and the next tick tries again; nothing
+    unacknowledged was marked done.
 
     Each cycle's summary line is reported; with ``quiet``, only the lines of cycles that did something
     (:func:`cycle_did_something`): most ticks find no feed due, and a line a minute is 1,440 a day."""
@@ -198,7 +203,7 @@ def poll_forever(
             summary = run_poll_flow(feeds_file, settings, poll_all=False, interval_minutes=interval_minutes)
             if not quiet or cycle_did_something(summary):
                 report(summary.line())
-        except (BrokerUnavailable, StateError) as exc:
+        except CYCLE_ERRORS as exc:
             report(f"cycle not completed: {exc}; trying again in {tick:.0f} s")
         time.sleep(max(0.0, tick - (time.monotonic() - started)))
 

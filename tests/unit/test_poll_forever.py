@@ -20,6 +20,7 @@ def test_idle_cycles_print_nothing_unless_verbose(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet: bool
 ) -> None:
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    from newswire.connectors.feedlist import FeedListError
     from newswire.connectors.kafka import BrokerUnavailable
     from newswire.flows import poll
 
@@ -29,6 +30,7 @@ def test_idle_cycles_print_nothing_unless_verbose(
         RunSummary(feeds_polled=2, feeds_not_modified=2),
         RunSummary(),
         BrokerUnavailable("Kafka broker at 127.0.0.1:1 is unreachable"),
+        FeedListError("feeds.txt:1: not an http(s) URL: 'half saved'"),  # an edit in progress: no exit 2
         RunSummary(feeds_polled=1, feeds_failed=1),
     ]
 
@@ -52,7 +54,8 @@ def test_idle_cycles_print_nothing_unless_verbose(
             "run: 4 feeds polled (0 not modified, 0 unchanged, 0 failed)",
             "run: 2 feeds polled (2 not modified, 0 unchanged, 0 failed)",
             "cycle not completed: Kafka broker at 127.0.0.1:1 is unreachable",
+            "cycle not completed: feeds.txt:1: not an http(s) URL: 'half saved'",
             "run: 1 feeds polled (0 not modified, 0 unchanged, 1 failed)",
         ]
     else:
-        assert len(lines) == 6 and heads[1] == heads[3] == "run: 0 feeds polled (0 not modified, 0 unchanged, 0 failed)"
+        assert len(lines) == 7 and heads[1] == heads[3] == "run: 0 feeds polled (0 not modified, 0 unchanged, 0 failed)"
