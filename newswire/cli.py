@@ -264,7 +264,9 @@ def run(
         Path, typer.Option("--feeds", envvar="NEWSWIRE_FEEDS", help="Feed list: OPML or one URL per line.")
     ],
     once: Annotated[bool, typer.Option("--once", help="Poll once and exit (default: keep polling).")] = False,
-    all_feeds: Annotated[bool, typer.Option("--all", help="Poll every feed, not only those due.")] = False,
+    all_feeds: Annotated[
+        bool, typer.Option("--all", help="With --once: poll every feed, not only those due.")
+    ] = False,
     interval: Annotated[
         float, typer.Option("--interval", envvar="NEWSWIRE_INTERVAL", help="Minutes between polls of a feed until its own publishing rate is known (adaptive after).")
     ] = 15.0,
@@ -310,6 +312,8 @@ def run(
     _multiproc_dir(writes=True)
     if not 0 < interval <= MAX_INTERVAL_MINUTES:  # also NaN and inf
         raise UserError(f"--interval must be a positive number of minutes, at most {MAX_INTERVAL_MINUTES:,}")
+    if all_feeds and not once:  # it was ignored: every cycle of a long-running run polls the feeds due
+        raise UserError("--all goes with --once (a run that keeps polling polls each feed when it is due)")
     settings = _settings(
         bootstrap_servers=bootstrap_servers,
         topic_prefix=topic_prefix,

@@ -149,6 +149,13 @@ def test_bad_values_are_user_errors_not_internal_ones(
     assert expected in one_line_error(result)
 
 
+def test_all_without_once_is_a_user_error_not_ignored(tmp_path: Path, feeds_file: Path) -> None:
+    """A run that keeps polling polled only the feeds due and said nothing of --all."""
+    result = newswire("run", "--all", "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "s"), timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "--all goes with --once" in one_line_error(result)
+
+
 def test_a_state_dir_that_is_a_file_and_a_file_that_is_no_warc_are_user_errors(tmp_path: Path) -> None:
     story = tmp_path / "story.txt"
     story.write_text("not an archive\n")
