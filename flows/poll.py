@@ -157,13 +157,17 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
 
     os.environ[SERVED_VERBOSITY] = str(verbosity)
     terminated: list[bool] = []
-    handle_sigterm = Runner.handle_sigterm
+    # Runner.handle_sigterm is Prefect's internal method (3.9 has it): where a release lacks it, a SIGTERM
+    # reads as Ctrl-C (exit 130) instead of the run failing to start.
+    handle_sigterm = getattr(Runner, "handle_sigterm", None)
 
     def on_sigterm(self: Runner, *args: Any, **kwargs: Any) -> None:
         terminated.append(True)
-        handle_sigterm(self, *args, **kwargs)
+        if handle_sigterm is not None:
+            handle_sigterm(self, *args, **kwargs)
 
-    Runner.handle_sigterm = on_sigterm  # type: ignore[method-assign]
+    if handle_sigterm is not None:
+        Runner.handle_sigterm = on_sigterm  # type: ignore[method-assign]
     try:
         poll.serve(
             name="newswire-poll",
@@ -177,7 +181,8 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
             print_starting_message=False,
         )
     finally:
-        Runner.handle_sigterm = handle_sigterm  # type: ignore[method-assign]
+        if handle_sigterm is not None:
+            Runner.handle_sigterm = handle_sigterm  # type: ignore[method-assign]
     return signal.SIGTERM if terminated else signal.SIGINT
 
 
