@@ -539,10 +539,12 @@ def feed_state_after(
     if poll.discovered != prev.discovered_url:
         # another URL is polled from now on: the old one's validators mean nothing for it
         state = replace(state, etag=None, last_modified=None, body_hash=None)
-    if not failed and not all_done and not state.waiting(now) and (state.next_poll_at or now) > now:
-        # entries the broker did not acknowledge: due again at once, so the next run publishes them
-        # (not at the feed's next adaptive poll, up to a day away)
-        state = replace(state, next_poll_at=now, schedule_reason="pending")
+    soon = now + schedule.floor
+    if not failed and not all_done and not state.waiting(now) and (state.next_poll_at or soon) > soon:
+        # entries the broker did not acknowledge: due again after the poll floor, so a run then publishes
+        # them (not at the feed's next adaptive poll, up to a day away; nor every minute while a message
+        # keeps failing, which would refetch the feed without validators at every tick)
+        state = replace(state, next_poll_at=soon, schedule_reason="pending")
     if not failed:
         state = replace(state, last_success_at=polled_at)
         if all_done and result.ok:

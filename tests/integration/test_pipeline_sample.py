@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -198,7 +200,8 @@ def test_broker_lost_mid_run_leaves_entries_pending_for_the_next_run(
     with start_server(SAMPLE, delay=0.4) as slow:
         path = write_sample_feeds(slow, tmp_path / "slow.opml")
         kafka = settings_for(private_broker.bootstrap, request_timeout_ms=3000)
-        settings = pipeline_settings(kafka, tmp_path / "state", per_host=2)
+        floor_min = 0.25  # 15 s: feeds with pending entries are due again after the poll floor
+        settings = pipeline_settings(kafka, tmp_path / "state", per_host=2, poll_floor=floor_min)
         feeds = read_feed_list(path)
 
         import threading
@@ -219,14 +222,19 @@ def test_broker_lost_mid_run_leaves_entries_pending_for_the_next_run(
             # validators of feeds with pending entries did not advance: the next poll refetches them
             pending_feeds = [f for f in store.feeds() if "broken" not in f.url and f.etag is None]
             assert pending_feeds
-            # ... and they are due at once: the next run publishes them, not the feed's next adaptive poll
-            assert all(f.is_due(utc_now()) and f.schedule_reason == "pending" for f in pending_feeds)
+            # ... and they are due after the poll floor, not at the feed's next adaptive poll, nor at once
+            # (a message that keeps failing would have the feed refetched at every tick)
+            now = utc_now()
+            assert all(f.schedule_reason == "pending" and not f.is_due(now) for f in pending_feeds)
+            assert all(f.is_due(now + timedelta(minutes=floor_min)) for f in pending_feeds)
+            due_at = max(f.next_poll_at for f in pending_feeds if f.next_poll_at is not None)
 
         private_broker.start()  # an empty broker: everything not acknowledged must come again
         kafka_again = settings_for(private_broker.bootstrap)
         settings_again = pipeline_settings(
             kafka_again, tmp_path / "state", topic_prefix=kafka.topic_prefix, per_host=2
         )
+        time.sleep(max(0.0, (due_at - utc_now()).total_seconds()) + 0.2)
         retry = run_once(settings_again, feeds)  # a plain next run, not --all
         assert retry.completed
         assert summary.published + retry.published == 16
