@@ -1151,7 +1151,7 @@ _terminated = False
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     """SIGTERM (a service manager stopping newswire) stops it as Ctrl-C does: what the broker
-    acknowledged is marked done, the rest is retried next run. Exit status 143, as for SIGTERM."""
+    acknowledged is marked done, the rest is retried by a later run. Exit status 143, as for SIGTERM."""
     global _terminated
     _terminated = True
     # Whatever handles Ctrl-C now: inside asyncio.run, its handler cancels the main task cleanly (a

@@ -112,7 +112,7 @@ class RunSummary:
             parts.append(f"{self.malformed_records} malformed records skipped")
         if self.publish_failures:
             # a replay writes no state: nothing retries what it could not publish but another replay
-            retry = "replay again to publish them" if replay else "retried next run"
+            retry = "replay again to publish them" if replay else "retried by a run after the poll floor (or --all)"
             parts.append(f"{self.publish_failures} NOT published (broker), {retry}")
         return ", ".join(parts) + f", {self.elapsed:.1f} s"
 

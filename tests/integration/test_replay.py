@@ -336,8 +336,8 @@ def test_replay_summary_does_not_promise_a_next_run_for_what_the_broker_did_not_
     # a replay writes no state, so nothing retries its failures: the user has to replay again
     summary = RunSummary(published=2, publish_failures=3)
     assert "3 NOT published (broker), replay again to publish them" in summary.line(replay=True)
-    assert "next run" not in summary.line(replay=True)
-    assert "3 NOT published (broker), retried next run" in summary.line()
+    assert "retried" not in summary.line(replay=True)
+    assert "3 NOT published (broker), retried by a run after the poll floor (or --all)" in summary.line()
 
 
 # -- damage -------------------------------------------------------------------------------------------
