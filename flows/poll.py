@@ -7,6 +7,7 @@ pool deployment see ``prefect.yaml`` at the repository root.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -38,6 +39,8 @@ from newswire.contract import utc_now
 from newswire.live import run_once
 from newswire.pipeline import RunSummary
 from newswire.processors.taxonomy import TaxonomyError
+
+log = logging.getLogger(__name__)
 
 route_prefect_logs_to_file()
 
@@ -98,6 +101,16 @@ def poll(
             if served is not None:
                 print(f"cycle not completed: {exc}; trying again at the next scheduled run", flush=True)
             raise
+        except Exception as exc:
+            if served is not None:  # the service goes on; without this line the failure is silent
+                log.exception("internal error in a served cycle")
+                print(
+                    f"cycle failed: internal error: {type(exc).__name__}: {exc} "
+                    f"(traceback in {settings_from_params(params).state_dir / 'newswire.log'}); "
+                    "trying again at the next scheduled run",
+                    flush=True,
+                )
+            raise
         total.add(RunSummary(**part))
         batches += 1
         if not part.get("feeds_polled") or (max_batches and batches >= max_batches):
@@ -125,7 +138,7 @@ def summary_table(summary: RunSummary) -> list[dict[str, Any]]:
     rows += [
         ("failures: article pages unusable (published from the feed)", summary.page_failures),
         ("failures: dead letters", summary.dead_letters),
-        ("failures: not acknowledged by the broker (retried next run)", summary.publish_failures),
+        ("failures: not acknowledged by the broker (retried after the poll floor)", summary.publish_failures),
     ]
     return [{"what": what, "count": count} for what, count in rows]
 
@@ -169,6 +182,8 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
     if handle_sigterm is not None:
         Runner.handle_sigterm = on_sigterm  # type: ignore[method-assign]
     try:
+        # Prefect's handler exits 0 (SystemExit) when the runner had not started yet or is stopping
+        # already: a SIGTERM it saw is still a SIGTERM to the caller
         poll.serve(
             name="newswire-poll",
             interval=min(TICK, timedelta(minutes=interval_minutes)),
@@ -180,6 +195,9 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
             },
             print_starting_message=False,
         )
+    except SystemExit:
+        if not terminated:
+            raise
     finally:
         if handle_sigterm is not None:
             Runner.handle_sigterm = handle_sigterm  # type: ignore[method-assign]

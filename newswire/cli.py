@@ -352,7 +352,8 @@ def run(
                 err=True,
             )
             stopped_by = serve_poll(feeds, settings, interval_minutes=interval, verbosity=verbose + _global_verbose)
-            raise SystemExit(143 if stopped_by == signal.SIGTERM else 130)  # Prefect's runner took the signal
+            # Prefect's runner took the signal (or newswire's SIGTERM handler did, before the runner's was set)
+            raise SystemExit(143 if stopped_by == signal.SIGTERM or _terminated else 130)
         else:
             typer.echo(
                 f"newswire: polling {len(feed_list)} feeds, a Prefect flow run every minute for the feeds due "

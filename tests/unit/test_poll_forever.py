@@ -59,3 +59,52 @@ def test_idle_cycles_print_nothing_unless_verbose(
         ]
     else:
         assert len(lines) == 7 and heads[1] == heads[3] == "run: 0 feeds polled (0 not modified, 0 unchanged, 0 failed)"
+
+
+@pytest.mark.usefixtures("restore_logging")  # the served cycle sets up newswire's logging
+def test_a_served_cycle_that_fails_unexpectedly_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # in a flow run a Prefect server started, an internal error used to fail the run with nothing on the
+    # terminal, every minute, while the service went on
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    from newswire.config import settings_to_params
+    from newswire.flows import poll
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("unexpected bug")
+
+    monkeypatch.setattr(poll, "poll_batch", boom)  # the cycle's work, without starting Prefect
+    monkeypatch.setenv(poll.SERVED_VERBOSITY, "0")
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text("http://127.0.0.1:9/feed.xml\n")
+    with pytest.raises(RuntimeError, match="unexpected bug"):
+        poll.poll.fn(str(feeds), settings_to_params(Settings(state_dir=tmp_path / "state")))
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1, out
+    assert out[0].startswith("cycle failed: internal error: RuntimeError: unexpected bug (traceback in "), out
+    assert "RuntimeError: unexpected bug" in (tmp_path / "state" / "newswire.log").read_text()
+
+
+def test_a_sigterm_prefect_answers_with_exit_0_is_still_a_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prefect's runner exits 0 on SIGTERM while it is still starting: the caller must still exit 143
+    import signal
+
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    from prefect.runner import Runner
+
+    from newswire.flows import poll
+
+    def serve(*args: object, **kwargs: object) -> None:
+        Runner.handle_sigterm(Runner(), signal.SIGTERM, None)  # what the signal would run
+
+    def prefect_handler(self: Runner, *args: object) -> None:
+        raise SystemExit(0)
+
+    monkeypatch.setattr(Runner, "handle_sigterm", prefect_handler)
+    monkeypatch.setattr(poll.poll, "serve", serve)
+    stopped = poll.serve_poll(tmp_path / "feeds.txt", Settings(state_dir=tmp_path), interval_minutes=15)
+    assert stopped == signal.SIGTERM
+    assert Runner.handle_sigterm is prefect_handler  # Prefect's own handler is put back
