@@ -88,8 +88,9 @@ def poll(
     params["lease_batch"] = max(batch_size, 1)
     served = os.environ.get(SERVED_VERBOSITY)
     verbosity = int(served or 0)
+    log_file: Path | None = None
     if served is not None:  # a run `newswire run` serves: logs and the cycle's line as in a run without a server
-        setup_logging(verbosity, settings_from_params(params).state_dir / "newswire.log")
+        log_file = setup_logging(verbosity, settings_from_params(params).state_dir / "newswire.log")
         route_prefect_logs_to_file()
     started = utc_now().isoformat()
     total = RunSummary()
@@ -104,9 +105,9 @@ def poll(
         except Exception as exc:
             if served is not None:  # the service goes on; without this line the failure is silent
                 log.exception("internal error in a served cycle")
+                where = f"traceback in {log_file}" if log_file is not None else "no log file could be written"
                 print(
-                    f"cycle failed: internal error: {type(exc).__name__}: {exc} "
-                    f"(traceback in {settings_from_params(params).state_dir / 'newswire.log'}); "
+                    f"cycle failed: internal error: {type(exc).__name__}: {exc} ({where}); "
                     "trying again at the next scheduled run",
                     flush=True,
                 )
