@@ -627,9 +627,9 @@ def tail(
     from newswire.connectors.kafka import KafkaSettings, consume
 
     name = topic_name(topic_prefix, topic)
-    from newswire.config import _TOPIC_CHARS
+    from newswire.config import topic_chars_ok
 
-    if not topic.strip(".") or len(name) > 249 or any(c not in _TOPIC_CHARS for c in name):
+    if not topic.strip(".") or len(name) > 249 or not topic_chars_ok(name):
         # such a topic cannot exist: waiting for it would wait forever
         raise UserError(f"{name!r} cannot be a Kafka topic: use letters, digits, '.', '_' or '-' (up to 249)")
     settings = KafkaSettings(

@@ -65,7 +65,7 @@ class Settings:
     archive_max_bytes: int = 1024**3
 
     def __post_init__(self) -> None:
-        if not self.topic_prefix or any(c not in _TOPIC_CHARS for c in self.topic_prefix):
+        if not topic_chars_ok(self.topic_prefix):
             raise ConfigError(f"--topic-prefix {self.topic_prefix!r}: use letters, digits, '.', '_' or '-'")
         if not self.bootstrap_servers.strip():
             raise ConfigError("--bootstrap-servers is empty")
@@ -207,6 +207,11 @@ def settings_from_params(params: dict[str, Any]) -> Settings:
 
 
 _TOPIC_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def topic_chars_ok(text: str) -> bool:
+    """Non-empty and only the characters Kafka allows in a topic name (letters, digits, '.', '_', '-')."""
+    return bool(text) and all(c in _TOPIC_CHARS for c in text)
 
 
 def parse_kafka_options(items: list[str]) -> dict[str, Any]:
