@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from newswire import cli
+from newswire.cli import _common, _tagging
 
 
 def _fails_internally(
@@ -55,9 +56,9 @@ def test_an_internal_error_before_the_command_set_up_its_log_still_keeps_the_tra
 ) -> None:
     state = tmp_path / "state"
     monkeypatch.setenv("NEWSWIRE_STATE_DIR", str(state))
-    monkeypatch.setattr(cli, "_log_file", None)
+    monkeypatch.setattr(_common.session, "log_file", None)
 
-    real_start = cli._start
+    real_start = _tagging.start
     calls: list[int] = []
 
     def start(verbose: int, state_dir: Path | None) -> Path:
@@ -66,15 +67,15 @@ def test_an_internal_error_before_the_command_set_up_its_log_still_keeps_the_tra
             raise RuntimeError("start went wrong")
         return real_start(verbose, state_dir)
 
-    monkeypatch.setattr(cli, "_start", start)
+    monkeypatch.setattr(_tagging, "start", start)  # where `taxonomy check` looks it up
     _, log_file = _fails_internally(monkeypatch, capsys, ["newswire", "taxonomy", "check"], state)
     assert "start went wrong" in log_file.read_text() and "Traceback" in log_file.read_text()
 
 
 _SIGTERM_IN_A_TASK = """
 import asyncio, gc, os, signal, threading, time
-from newswire import cli
-signal.signal(signal.SIGTERM, cli._on_sigterm)  # as cli.main() installs it
+from newswire.cli import _common, _main
+signal.signal(signal.SIGTERM, _main._on_sigterm)  # as cli.main() installs it
 
 async def busy():
     for _ in range(50):
@@ -93,7 +94,7 @@ try:
     asyncio.run(main())
 except KeyboardInterrupt:
     gc.collect()  # a task left holding the interrupt would be reported now
-    print("stopped", cli._terminated)
+    print("stopped", _common.session.terminated)
 """
 
 

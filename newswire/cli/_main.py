@@ -1,0 +1,113 @@
+"""The entry point: runs a command and turns what it raises into one line and an exit status."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+from types import FrameType
+from typing import NoReturn
+
+import typer
+
+from newswire.cli._common import (
+    EXIT_INTERNAL,
+    EXIT_UNAVAILABLE,
+    EXIT_USER,
+    Unavailable,
+    UserError,
+    app,
+    session,
+    start,
+)
+from newswire.config import ConfigError
+from newswire.logs import FILE_ONLY
+
+log = logging.getLogger("newswire")
+
+def _fail(message: str, code: int) -> NoReturn:
+    sys.stderr.write(f"newswire: error: {message}\n")
+    raise SystemExit(code)
+
+
+# Errors a user can cause, by module: looked up only in modules already imported (one that was never
+# imported cannot have raised), so `main` imports nothing heavy before the command starts: `replay`
+# starts its forkserver first, and sqlalchemy and kafka-python (0.6 s) load while the forkserver preloads.
+_USER_ERRORS = (
+    ("newswire.connectors.feedlist", "FeedListError"),
+    ("newswire.processors.tagging", "TaxonomyError"),
+    ("newswire.processors.embeddings", "EmbeddingError"),
+    ("newswire.labelled", "LabelsError"),
+    ("newswire.connectors.kafka", "KafkaConfigError"),
+    ("newswire.connectors.state", "StateConfigError"),  # before StateError, of which it is one
+    ("newswire.connectors.warc_writer", "ArchiveDirError"),
+)
+_UNAVAILABLE_ERRORS = (
+    ("newswire.connectors.kafka", "BrokerUnavailable"),
+    ("newswire.connectors.state", "StateError"),
+)
+
+
+def _raised_one_of(exc: BaseException, names: tuple[tuple[str, str], ...]) -> bool:
+    for module_name, class_name in names:
+        module = sys.modules.get(module_name)
+        cls = getattr(module, class_name, None) if module is not None else None
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return True
+    return False
+
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (a service manager stopping newswire) stops it as Ctrl-C does: what the broker
+    acknowledged is marked done, the rest is retried by a later run. Exit status 143, as for SIGTERM."""
+    session.terminated = True
+    # Whatever handles Ctrl-C now: inside asyncio.run, its handler cancels the main task cleanly (a
+    # KeyboardInterrupt raised here would land in whichever task runs, and asyncio prints it on exit).
+    on_sigint = signal.getsignal(signal.SIGINT)
+    if callable(on_sigint) and on_sigint is not signal.default_int_handler:
+        on_sigint(signal.SIGINT, frame)
+        return
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code = app(standalone_mode=False)  # Ctrl-C inside a command: typer returns 130
+        if session.terminated:
+            raise SystemExit(143)
+        if isinstance(code, int) and code != 0:
+            raise SystemExit(code)
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        raise SystemExit(143 if session.terminated else 130) from None
+    except (UserError, ConfigError) as exc:
+        _fail(str(exc), EXIT_USER)
+    except Unavailable as exc:
+        _fail(str(exc), EXIT_UNAVAILABLE)
+    except Exception as exc:
+        if _raised_one_of(exc, _USER_ERRORS):
+            _fail(str(exc), EXIT_USER)
+        if _raised_one_of(exc, _UNAVAILABLE_ERRORS):
+            _fail(str(exc), EXIT_UNAVAILABLE)
+        usage = getattr(exc, "format_message", None)
+        if usage is not None and isinstance(getattr(exc, "exit_code", None), int):  # typer/click usage error
+            message = str(usage()).strip()
+            if not message:  # help was shown (no arguments given)
+                raise SystemExit(EXIT_USER) from None
+            _fail(message, EXIT_USER)
+        if type(exc).__name__ == "Abort":
+            _fail("aborted", 130)
+        if session.log_file is None:  # failed before the command set up its log: the traceback goes to the default one
+            with contextlib.suppress(Exception):  # the state dir itself may be what is broken
+                start(0, None)
+        log.exception("internal error", extra=FILE_ONLY)
+        where = f"traceback in {session.log_file}" if session.log_file is not None else "no log file could be written"
+        _fail(f"internal error: {type(exc).__name__}: {exc} ({where})", EXIT_INTERNAL)
+
