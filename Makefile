@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# pytest-xdist workers for `make test` (0: one process). Most of the suite's time is spent waiting for
+# brokers, Prefect servers and timeouts, so two workers halve it even on two cores.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test test-fast lint typecheck bench eval clean
 
@@ -25,7 +28,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@bash infra/install_postgres.sh  # PostgreSQL-backed state tests (skipped when it cannot be installed)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not corpus"
