@@ -8,7 +8,6 @@ import typer
 
 from newswire import __version__
 from newswire.cli._common import (
-    MetricsAddrOpt,
     StateDirOpt,
     StateUrlOpt,
     UserError,
@@ -44,7 +43,15 @@ def db_upgrade(state_dir: StateDirOpt = None, state_url: StateUrlOpt = None, ver
 @metrics_app.command("serve")
 def metrics_serve(
     port: Annotated[int, typer.Option("--port", envvar="NEWSWIRE_METRICS_PORT", help="Port of /metrics.")] = 9464,
-    addr: MetricsAddrOpt = "0.0.0.0",
+    addr: Annotated[
+        str,
+        typer.Option(
+            "--addr",
+            "--metrics-addr",  # the name `run` gives it, kept so either spelling works
+            envvar="NEWSWIRE_METRICS_ADDR",
+            help="Address the endpoint binds.",
+        ),
+    ] = "0.0.0.0",
     verbose: VerboseOpt = 0,
 ) -> None:
     """Serve the metrics that processes (a Prefect worker's flow runs) write to $PROMETHEUS_MULTIPROC_DIR."""

@@ -613,8 +613,10 @@ def test_a_prometheus_multiproc_dir_that_is_no_directory_is_a_user_error(
     assert expected in one_line_error(served) and "set PROMETHEUS_MULTIPROC_DIR to" not in served.stderr
 
 
-@pytest.mark.parametrize("addr", ["127.0.0.1", "::1"])
-def test_metrics_serve_prints_the_port_it_bound_and_a_url_that_works(tmp_path: Path, addr: str) -> None:
+@pytest.mark.parametrize(
+    ("flag", "addr"), [("--addr", "127.0.0.1"), ("--addr", "::1"), ("--metrics-addr", "127.0.0.1")]
+)  # --metrics-addr: the spelling `run` uses works here too
+def test_metrics_serve_prints_the_port_it_bound_and_a_url_that_works(tmp_path: Path, flag: str, addr: str) -> None:
     import re
     import socket
     import urllib.request
@@ -629,7 +631,7 @@ def test_metrics_serve_prints_the_port_it_bound_and_a_url_that_works(tmp_path: P
     shared.mkdir()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared), "NEWSWIRE_STATE_DIR": str(tmp_path / "s")}
     process = subprocess.Popen(
-        [NEWSWIRE, "metrics", "serve", "--port", "0", "--metrics-addr", addr],
+        [NEWSWIRE, "metrics", "serve", "--port", "0", flag, addr],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
