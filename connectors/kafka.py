@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kerrors
@@ -190,47 +190,84 @@ class _ConstructTimeout(Exception):
     """A kafka-python client constructor did not return in time."""
 
 
+class _Build(Generic[_Client]):
+    """One kafka-python client constructor running in its own daemon thread."""
+
+    def __init__(self, key: tuple[str, str], cls: Callable[..., _Client], config: dict[str, Any]) -> None:
+        self.key = key
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.finished = False  # under ``lock``: the constructor returned or raised
+        self.wanted = True  # under ``lock``: a caller is waiting for the client (else it is closed)
+        self.client: _Client | None = None
+        self.error: BaseException | None = None
+        name = f"newswire-{getattr(cls, '__name__', 'kafka')}-init"
+        threading.Thread(target=self._run, args=(cls, config), name=name, daemon=True).start()
+
+    def _run(self, cls: Callable[..., _Client], config: dict[str, Any]) -> None:
+        client: _Client | None = None
+        error: BaseException | None = None
+        try:
+            client = cls(**config)
+        except BaseException as exc:  # noqa: BLE001 -- re-raised in the waiting thread
+            error = exc
+        with self.lock:
+            self.finished = True
+            keep = self.wanted
+            if keep:
+                self.client, self.error = client, error
+        if not keep and client is not None:
+            _close_quietly(client)
+        self.done.set()
+        with _abandoned_lock:
+            if _abandoned.get(self.key) is self:
+                del _abandoned[self.key]
+
+
+# Constructors given up on, by client class and configuration, still running. A caller with the same
+# configuration waits for that one instead of starting another: a long-running `run` whose broker never
+# answers the TLS handshake would otherwise leave one more thread (and its connection retries) behind
+# every cycle.
+_abandoned: dict[tuple[str, str], _Build[Any]] = {}
+_abandoned_lock = threading.Lock()
+
+
 def _build_with_deadline(cls: Callable[..., _Client], config: dict[str, Any], deadline_s: float) -> _Client:
     """``cls(**config)``, run in a daemon thread; _ConstructTimeout when it takes over ``deadline_s``.
 
     kafka-python 3.0 does not apply its bootstrap timeout to a TLS handshake: against a broker that
     does not speak TLS (``security_protocol=SSL`` on a plaintext listener) the constructor blocks for
-    ever. A daemon thread (not an executor, whose workers are joined at exit) is left behind instead;
-    should it finish after all, the client it built is closed.
+    ever. A daemon thread (not an executor, whose workers are joined at exit) is left behind instead,
+    at most one per configuration: the next call with the same one waits for it rather than starting
+    another. Should it finish after all, the next caller gets its client, or it is closed.
     """
-    lock = threading.Lock()
-    done = threading.Event()
-    outcome: dict[str, Any] = {}
-
-    def build() -> None:
-        try:
-            client = cls(**config)
-        except BaseException as exc:  # noqa: BLE001 -- re-raised in the waiting thread
-            with lock:
-                outcome["error"] = exc
-        else:
-            with lock:
-                late = outcome.get("abandoned", False)
-                if not late:
-                    outcome["client"] = client
-            if late:
-                _close_quietly(client)
-        finally:
-            done.set()
-
-    name = f"newswire-{getattr(cls, '__name__', 'kafka')}-init"
-    threading.Thread(target=build, name=name, daemon=True).start()
-    try:
-        done.wait(deadline_s)
-    finally:
-        with lock:
-            if "client" not in outcome and "error" not in outcome:
-                outcome["abandoned"] = True
-    if "error" in outcome:
-        raise outcome["error"]
-    if "client" in outcome:
-        return outcome["client"]  # type: ignore[no-any-return]
-    raise _ConstructTimeout(f"no bootstrap within {deadline_s:g} s")
+    key = (getattr(cls, "__qualname__", repr(cls)), repr(sorted(config.items())))
+    with _abandoned_lock:
+        build: _Build[_Client] | None = _abandoned.pop(key, None)
+    adopted = False
+    if build is not None:
+        with build.lock:
+            if not build.finished:  # a finished one closed its client (nobody wanted it): start afresh
+                build.wanted = adopted = True
+    if build is None or not adopted:
+        build = _Build(key, cls, config)
+    build.done.wait(deadline_s)
+    with build.lock:
+        gave_up = not build.finished
+        if gave_up:
+            build.wanted = False  # from now on, finishing closes the client it built
+    if gave_up:
+        with _abandoned_lock:
+            _abandoned.setdefault(key, build)
+        if build.finished:  # it finished while being filed: it removed nothing, so take it out again
+            with _abandoned_lock:
+                if _abandoned.get(key) is build:
+                    del _abandoned[key]
+        raise _ConstructTimeout(f"no bootstrap within {deadline_s:g} s")
+    if build.error is not None:
+        raise build.error
+    assert build.client is not None
+    return build.client
 
 
 def _construct_deadline_s(config: dict[str, Any], settings: KafkaSettings) -> float:
