@@ -7,9 +7,12 @@ pool deployment see ``prefect.yaml`` at the repository root.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -24,7 +27,7 @@ from newswire.config import (
     settings_from_params,
     settings_to_params,
 )
-from newswire.logs import quiet_prefect, route_prefect_logs_to_file, setup_logging
+from newswire.logs import FILE_ONLY, quiet_prefect, route_prefect_logs_to_file, setup_logging
 
 quiet_prefect(default_state_dir() / "prefect")  # before Prefect is imported; the CLI may have set it already
 
@@ -92,6 +95,9 @@ def poll(
     if served is not None:  # a run `newswire run` serves: logs and the cycle's line as in a run without a server
         log_file = setup_logging(verbosity, settings_from_params(params).state_dir / "newswire.log")
         route_prefect_logs_to_file()
+        # Prefect writes to sys.stderr itself ("--- Error logging to API ---" when its server went away,
+        # up to this process's exit): to the log file. newswire's own warnings keep the terminal's stream.
+        sys.stderr = _ToLog(logging.getLogger("prefect.flow_runs.stderr"))
     started = utc_now().isoformat()
     total = RunSummary()
     batches = 0
@@ -160,13 +166,87 @@ def run_poll_flow(feeds_file: Path, settings: Settings, *, poll_all: bool, inter
 TICK = timedelta(minutes=1)  # how often due feeds are looked for; each feed keeps its own schedule
 
 
+class PrefectGone(RuntimeError):
+    """The Prefect API a served run depends on stopped answering, and Prefect's runner stopped."""
+
+
+def _api_went_away(exc: BaseException) -> bool:
+    """What Prefect's runner raises when its API stops answering: a connection error from the client
+    (also on its way out, when it pauses the schedule), a 5xx answer (a server shutting down answers
+    503), "Failed to reach API", or its service loop giving up ("Service exceeded error threshold");
+    anyio may wrap them in an exception group."""
+    import httpx
+
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_api_went_away(inner) for inner in exc.exceptions)
+    if isinstance(exc, httpx.TransportError):
+        return True
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code >= 500
+    return isinstance(exc, RuntimeError) and str(exc).startswith(
+        ("Failed to reach API at", "Service exceeded error threshold")
+    )
+
+
+def _why(exc: BaseException) -> str:
+    """One short line for one of the errors :func:`_api_went_away` accepts."""
+    import httpx
+
+    if isinstance(exc, BaseExceptionGroup):
+        return _why(exc.exceptions[0])
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"it answered {exc.response.status_code} {exc.response.reason_phrase}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _drain_api_logs(timeout_s: float = 5.0) -> None:
+    """Send the log lines Prefect's runner still has queued for its API before the streams are given
+    back: with the API gone, its worker's "Error logging to API" goes to the log file, not the terminal."""
+    from prefect.logging.handlers import APILogWorker
+
+    with contextlib.suppress(Exception):
+        APILogWorker.drain_all(timeout=timeout_s)
+
+
+class _ToLog(io.TextIOBase):
+    """A text stream whose lines go to a logger: Prefect's runner prints its service errors (tracebacks
+    included) with ``print``, and its API log handler writes "--- Error logging to API ---" to
+    ``sys.stderr``, both of which would land on the user's terminal. (newswire's own terminal handler
+    keeps the stream it was given, so its lines are not redirected.)"""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        lines = (self._pending + text).split("\n")
+        self._pending = lines.pop()
+        for line in lines:
+            if line.strip():
+                self._logger.warning("%s", line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending.strip():
+            self._logger.warning("%s", self._pending)
+        self._pending = ""
+
+
 def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float, verbosity: int = 0) -> int:
     """Serve the poll flow on a schedule until interrupted (needs a Prefect server: PREFECT_API_URL).
     Each scheduled run polls the feeds that are due by then, in a child process that logs to the state
     dir's log file and prints its cycle's line as ``poll_forever`` does (not Prefect's tracebacks).
 
     Returns the signal that stopped it: Prefect's runner handles both Ctrl-C and SIGTERM itself and
-    returns as if nothing happened, so the caller can exit 130 or 143 like every other run."""
+    returns as if nothing happened, so the caller can exit 130 or 143 like every other run. Raises
+    :class:`PrefectGone` when the runner stopped because its API stopped answering (Prefect's runner gives
+    up after a few failed polls, and fails again pausing the schedule on its way out). Whatever Prefect's
+    runner prints or writes to ``sys.stderr`` goes to the log file: this process prints nothing else
+    while serving, and the flow runs, which print the cycle lines, are child processes with streams of
+    their own."""
     from prefect.runner import Runner
 
     os.environ[SERVED_VERBOSITY] = str(verbosity)
@@ -182,24 +262,35 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
 
     if handle_sigterm is not None:
         Runner.handle_sigterm = on_sigterm  # type: ignore[method-assign]
+    printed = _ToLog(logging.getLogger("prefect.runner.printed"))
     try:
         # Prefect's handler exits 0 (SystemExit) when the runner had not started yet or is stopping
         # already: a SIGTERM it saw is still a SIGTERM to the caller
-        poll.serve(
-            name="newswire-poll",
-            interval=min(TICK, timedelta(minutes=interval_minutes)),
-            parameters={
-                "feeds_file": str(feeds_file.resolve()),
-                "params": settings_to_params(settings),
-                "poll_all": False,
-                "interval_minutes": interval_minutes,
-            },
-            print_starting_message=False,
-        )
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            try:
+                poll.serve(
+                    name="newswire-poll",
+                    interval=min(TICK, timedelta(minutes=interval_minutes)),
+                    parameters={
+                        "feeds_file": str(feeds_file.resolve()),
+                        "params": settings_to_params(settings),
+                        "poll_all": False,
+                        "interval_minutes": interval_minutes,
+                    },
+                    print_starting_message=False,
+                )
+            finally:
+                _drain_api_logs()
     except SystemExit:
         if not terminated:
             raise
+    except Exception as exc:
+        if not _api_went_away(exc):
+            raise
+        log.warning("Prefect's runner stopped: its API stopped answering", exc_info=True, extra=FILE_ONLY)
+        raise PrefectGone(_why(exc)) from None
     finally:
+        printed.flush()
         if handle_sigterm is not None:
             Runner.handle_sigterm = handle_sigterm  # type: ignore[method-assign]
     return signal.SIGTERM if terminated else signal.SIGINT

@@ -122,7 +122,7 @@ def run(
         _serve_metrics(metrics_port, metrics_addr, settings.state_dir, in_children=not once or bool(prefect))
 
     if not once:
-        from newswire.flows.poll import poll_forever, serve_poll
+        from newswire.flows.poll import PrefectGone, poll_forever, serve_poll
 
         if api_url:
             typer.echo(
@@ -130,7 +130,10 @@ def run(
                 "a run every minute polls the feeds due (Ctrl-C stops)",
                 err=True,
             )
-            stopped_by = serve_poll(feeds, settings, interval_minutes=interval, verbosity=verbose + session.verbose)
+            try:
+                stopped_by = serve_poll(feeds, settings, interval_minutes=interval, verbosity=verbose + session.verbose)
+            except PrefectGone as exc:  # a supervisor restarting newswire on exit status 3 retries it later
+                raise Unavailable(_prefect_unreachable(api_url, f"it stopped answering: {exc}", once=False)) from None
             # Prefect's runner took the signal (or newswire's SIGTERM handler did, before the runner's was set)
             raise SystemExit(143 if stopped_by == signal.SIGTERM or session.terminated else 130)
         else:

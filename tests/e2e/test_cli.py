@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -337,15 +339,9 @@ def test_run_without_once_serves_its_own_metrics_and_removes_their_files(
     assert not list((tmp_path / "state" / "metrics").glob("*/*.db"))
 
 
-def test_run_serving_a_prefect_server_reports_cycles_in_one_line_and_exits_143_on_sigterm(
-    feeds_file: Path, tmp_path: Path
-) -> None:
-    """With PREFECT_API_URL, `run` serves the flow and Prefect's runner starts each run in a child
-    process: a cycle that cannot complete is one line (Prefect printed two tracebacks), the traceback
-    goes to the log file, and SIGTERM exits 143 (Prefect's runner took the signal and newswire exited 0,
-    also on Ctrl-C)."""
-    import select
-    import signal
+@contextlib.contextmanager
+def prefect_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real `prefect server` on a loopback port: its API URL and process (stopped on the way out)."""
     import time
     import urllib.request
 
@@ -369,32 +365,83 @@ def test_run_serving_a_prefect_server_reports_cycles_in_one_line_and_exits_143_o
             except OSError:
                 assert time.monotonic() < deadline, "the Prefect server did not start"
                 time.sleep(1)
-        env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect-home")}
-        state = tmp_path / "state"
-        process = subprocess.Popen(
-            [
-                NEWSWIRE, "run", "--feeds", str(feeds_file), "--state-dir", str(state), "--allow-host", "127.0.0.1",
-                "--bootstrap-servers", f"127.0.0.1:{free_port()}",  # nothing listens: every cycle fails
-            ],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-            preexec_fn=default_sigint,  # noqa: PLW1509 -- one signal() call, no locks taken
-        )  # fmt: skip
-        try:
-            assert process.stdout is not None
-            ready, _, _ = select.select([process.stdout], [], [], 150)  # the first scheduled run
-            assert ready, "no cycle reported"
-            line = process.stdout.readline()
-        finally:
-            process.send_signal(signal.SIGTERM)
-            _, stderr = process.communicate(timeout=60)
+        yield api, server
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def serve_run(feeds_file: Path, tmp_path: Path, api: str, **env: str) -> subprocess.Popen[str]:
+    """`newswire run` serving the poll flow to ``api``; no broker listens, so every cycle fails."""
+    state = tmp_path / "state"
+    return subprocess.Popen(
+        [
+            NEWSWIRE, "run", "--feeds", str(feeds_file), "--state-dir", str(state), "--allow-host", "127.0.0.1",
+            "--bootstrap-servers", f"127.0.0.1:{free_port()}",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect-home"), **env},
+        preexec_fn=default_sigint,  # noqa: PLW1509 -- one signal() call, no locks taken
+    )  # fmt: skip
+
+
+def first_cycle_line(process: subprocess.Popen[str]) -> str:
+    import select
+
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], 150)  # the first scheduled run
+    assert ready, "no cycle reported"
+    return process.stdout.readline()
+
+
+def test_run_serving_a_prefect_server_reports_cycles_in_one_line_and_exits_143_on_sigterm(
+    feeds_file: Path, tmp_path: Path
+) -> None:
+    """With PREFECT_API_URL, `run` serves the flow and Prefect's runner starts each run in a child
+    process: a cycle that cannot complete is one line (Prefect printed two tracebacks), the traceback
+    goes to the log file, and SIGTERM exits 143 (Prefect's runner took the signal and newswire exited 0,
+    also on Ctrl-C)."""
+    import signal
+
+    with prefect_server(tmp_path) as (api, _):
+        process = serve_run(feeds_file, tmp_path, api)
+        try:
+            line = first_cycle_line(process)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=60)
     assert line.startswith("cycle not completed: Kafka broker at 127.0.0.1:"), line
     assert process.returncode == 143, stderr
     assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
     assert all(ln.startswith("newswire: serving") for ln in stderr.splitlines() if ln.strip()), stderr
-    assert "BrokerUnavailable" in (state / "newswire.log").read_text()
+    assert "BrokerUnavailable" in (tmp_path / "state" / "newswire.log").read_text()
+
+
+def test_run_serving_a_prefect_server_that_goes_away_exits_3_in_one_line(feeds_file: Path, tmp_path: Path) -> None:
+    """The Prefect server stops: Prefect's runner gives up after its retries (here cut short) and
+    printed its errors with tracebacks on stdout, and newswire exited 70 with an internal error
+    (the runner's ConnectError pausing the schedule on its way out). Now: exit 3, one line, the
+    runner's words in the log file."""
+    with prefect_server(tmp_path) as (api, server):
+        # Prefect's own settings: no client retries, a poll every 2 s, so the runner gives up in seconds
+        process = serve_run(
+            feeds_file, tmp_path, api, PREFECT_CLIENT_MAX_RETRIES="0", PREFECT_RUNNER_POLL_FREQUENCY="2"
+        )
+        try:
+            first_cycle_line(process)  # the runner is serving
+            server.terminate()
+            server.wait(timeout=60)
+            stdout, stderr = process.communicate(timeout=180)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 3, stderr
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("newswire: serving")]
+    assert len(lines) == 1 and lines[0].startswith(f"newswire: error: Prefect API at {api} is unreachable (it "
+                                                   "stopped answering: "), stderr  # fmt: skip
+    assert "Traceback" not in stdout + stderr and "Failed the last" not in stdout, stdout
+    assert "Prefect's runner stopped: its API stopped answering" in (tmp_path / "state" / "newswire.log").read_text()
 
 
 # -- tag and taxonomy: what an analyst editing the taxonomy runs ---------------------------------------

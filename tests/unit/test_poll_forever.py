@@ -108,3 +108,26 @@ def test_a_sigterm_prefect_answers_with_exit_0_is_still_a_sigterm(
     stopped = poll.serve_poll(tmp_path / "feeds.txt", Settings(state_dir=tmp_path), interval_minutes=15)
     assert stopped == signal.SIGTERM
     assert Runner.handle_sigterm is prefect_handler  # Prefect's own handler is put back
+
+
+def test_a_served_run_tells_its_prefect_api_going_away_from_other_errors() -> None:
+    """What stops Prefect's runner when its server goes away ends a served `run` with exit status 3;
+    anything else stays an internal error (or a user error) with its traceback in the log."""
+    import httpx
+
+    from newswire.flows.poll import _api_went_away
+
+    request = httpx.Request("GET", "http://127.0.0.1:1/api/deployments")
+
+    def status(code: int) -> httpx.HTTPStatusError:
+        return httpx.HTTPStatusError(str(code), request=request, response=httpx.Response(code, request=request))
+
+    assert _api_went_away(httpx.ConnectError("All connection attempts failed", request=request))
+    assert _api_went_away(status(503))  # a server shutting down
+    assert _api_went_away(RuntimeError("Service exceeded error threshold."))
+    assert _api_went_away(
+        BaseExceptionGroup("runner", [httpx.ReadTimeout("t"), RuntimeError("Failed to reach API at http://x/api")])
+    )
+    assert not _api_went_away(status(404))
+    assert not _api_went_away(RuntimeError("something else"))
+    assert not _api_went_away(BaseExceptionGroup("runner", [httpx.ConnectError("c"), ValueError("a bug")]))
