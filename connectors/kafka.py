@@ -251,11 +251,14 @@ def _build_with_deadline(cls: Callable[..., _Client], config: dict[str, Any], de
                 build.wanted = adopted = True
     if build is None or not adopted:
         build = _Build(key, cls, config)
-    build.done.wait(deadline_s)
-    with build.lock:
-        gave_up = not build.finished
-        if gave_up:
-            build.wanted = False  # from now on, finishing closes the client it built
+    gave_up = True
+    try:
+        build.done.wait(deadline_s)
+    finally:  # also when Ctrl-C lands during the wait: a client built after it is closed
+        with build.lock:
+            gave_up = not build.finished
+            if gave_up:
+                build.wanted = False  # from now on, finishing closes the client it built
     if gave_up:
         with _abandoned_lock:
             _abandoned.setdefault(key, build)

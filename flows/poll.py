@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -172,8 +173,8 @@ class PrefectGone(RuntimeError):
 
 def _api_went_away(exc: BaseException) -> bool:
     """What Prefect's runner raises when its API stops answering: a connection error from the client
-    (also on its way out, when it pauses the schedule), a 5xx answer (a server shutting down answers
-    503), "Failed to reach API", or its service loop giving up ("Service exceeded error threshold");
+    (also on its way out, when it pauses the schedule), a 502, 503 or 504 answer (a server shutting down
+    answers 503), "Failed to reach API", or its service loop giving up ("Service exceeded error threshold");
     anyio may wrap them in an exception group."""
     import httpx
 
@@ -181,8 +182,8 @@ def _api_went_away(exc: BaseException) -> bool:
         return all(_api_went_away(inner) for inner in exc.exceptions)
     if isinstance(exc, httpx.TransportError):
         return True
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code >= 500
+    if isinstance(exc, httpx.HTTPStatusError):  # not 500: that is the server's bug, not its absence
+        return exc.response.status_code in (502, 503, 504)
     return isinstance(exc, RuntimeError) and str(exc).startswith(
         ("Failed to reach API at", "Service exceeded error threshold")
     )
@@ -217,22 +218,38 @@ class _ToLog(io.TextIOBase):
     def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger
         self._pending = ""
+        self._lock = threading.RLock()  # the runner's thread and Prefect's log worker both write
+        self._inside = threading.local()
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        lines = (self._pending + text).split("\n")
-        self._pending = lines.pop()
-        for line in lines:
-            if line.strip():
-                self._logger.warning("%s", line)
+        if getattr(self._inside, "active", False):
+            # written while logging a line: the log handler itself failed (logging reports that on
+            # sys.stderr): to the real stderr, not round again
+            if sys.__stderr__ is not None:
+                sys.__stderr__.write(text)
+            return len(text)
+        with self._lock:
+            lines = (self._pending + text).split("\n")
+            self._pending = lines.pop()
+            self._emit(lines)
         return len(text)
 
     def flush(self) -> None:
-        if self._pending.strip():
-            self._logger.warning("%s", self._pending)
-        self._pending = ""
+        with self._lock:
+            pending, self._pending = self._pending, ""
+            self._emit([pending])
+
+    def _emit(self, lines: list[str]) -> None:
+        self._inside.active = True
+        try:
+            for line in lines:
+                if line.strip():
+                    self._logger.warning("%s", line)
+        finally:
+            self._inside.active = False
 
 
 def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float, verbosity: int = 0) -> int:
@@ -288,7 +305,10 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
         if not _api_went_away(exc):
             raise
         log.warning("Prefect's runner stopped: its API stopped answering", exc_info=True, extra=FILE_ONLY)
-        raise PrefectGone(_why(exc)) from None
+        if not terminated:
+            raise PrefectGone(_why(exc)) from None
+        # stopped by SIGTERM (a service manager stopping newswire and the server together): the runner
+        # failed only to pause its schedule on the way out
     finally:
         printed.flush()
         if handle_sigterm is not None:

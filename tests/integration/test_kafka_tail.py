@@ -181,7 +181,7 @@ def test_ssl_against_the_plaintext_broker_is_unreachable_not_a_hang(
     for _ in range(3):
         with pytest.raises(BrokerUnavailable, match="unreachable"):
             Publisher(settings)
-    assert hung() == before
+    assert hung() <= before  # (one an earlier test left may end meanwhile)
 
 
 @pytest.mark.timeout(60)

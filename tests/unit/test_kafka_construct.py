@@ -72,3 +72,31 @@ def test_errors_of_the_constructor_reach_the_caller() -> None:
     client.release.set()
     with pytest.raises(ValueError, match="bad setting"):
         _build_with_deadline(client, {"fail": True}, 5.0)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_a_wait_interrupted_by_a_signal_leaves_no_client_open() -> None:
+    """Ctrl-C (here a signal whose handler raises) during the wait: the client built afterwards is
+    closed, as one given up on at the deadline would be."""
+    import os
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise _Interrupted
+
+    client = _fresh()
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        with pytest.raises(_Interrupted):
+            _build_with_deadline(client, {"b": 1}, 10.0)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    client.release.set()
+    deadline = time.monotonic() + 5
+    while client.closed < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert client.closed == 1

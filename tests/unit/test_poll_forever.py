@@ -110,9 +110,12 @@ def test_a_sigterm_prefect_answers_with_exit_0_is_still_a_sigterm(
     assert Runner.handle_sigterm is prefect_handler  # Prefect's own handler is put back
 
 
-def test_a_served_run_tells_its_prefect_api_going_away_from_other_errors() -> None:
+def test_a_served_run_tells_its_prefect_api_going_away_from_other_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What stops Prefect's runner when its server goes away ends a served `run` with exit status 3;
     anything else stays an internal error (or a user error) with its traceback in the log."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))  # importing the flow imports Prefect
     import httpx
 
     from newswire.flows.poll import _api_went_away
@@ -129,5 +132,77 @@ def test_a_served_run_tells_its_prefect_api_going_away_from_other_errors() -> No
         BaseExceptionGroup("runner", [httpx.ReadTimeout("t"), RuntimeError("Failed to reach API at http://x/api")])
     )
     assert not _api_went_away(status(404))
+    assert not _api_went_away(status(500))  # a server's bug, not its absence
     assert not _api_went_away(RuntimeError("something else"))
     assert not _api_went_away(BaseExceptionGroup("runner", [httpx.ConnectError("c"), ValueError("a bug")]))
+
+
+def test_a_sigterm_is_still_143_when_the_server_is_gone_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service manager stopping newswire and the Prefect server together: the runner took SIGTERM,
+    then failed to pause its schedule on the way out. That is a stop (143), not a server gone (3)."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    import signal
+
+    import httpx
+    from prefect.runner import Runner
+
+    from newswire.flows import poll
+
+    def serve(*args: object, **kwargs: object) -> None:
+        Runner.handle_sigterm(Runner(), signal.SIGTERM, None)  # what Prefect's signal handler calls
+        request = httpx.Request("PATCH", "http://127.0.0.1:1/api/deployments/x")  # pausing the schedule
+        raise httpx.ConnectError("All connection attempts failed", request=request)
+
+    monkeypatch.setattr(Runner, "handle_sigterm", lambda self, *args: None)  # Prefect's own would exit
+    monkeypatch.setattr(poll.poll, "serve", serve)
+    assert poll.serve_poll(tmp_path / "feeds.txt", Settings(state_dir=tmp_path), interval_minutes=15) == signal.SIGTERM
+
+    def serve_until_gone(*args: object, **kwargs: object) -> None:  # no signal: the server went away
+        request = httpx.Request("PATCH", "http://127.0.0.1:1/api/deployments/x")
+        raise httpx.ConnectError("All connection attempts failed", request=request)
+
+    monkeypatch.setattr(poll.poll, "serve", serve_until_gone)
+    with pytest.raises(poll.PrefectGone, match="ConnectError: All connection attempts failed"):
+        poll.serve_poll(tmp_path / "feeds.txt", Settings(state_dir=tmp_path), interval_minutes=15)
+
+
+def test_prefects_writes_go_to_the_log_and_a_failing_log_does_not_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The served flow run's sys.stderr is a stream into the log. When the log's own handler fails
+    (disk full), logging reports that on sys.stderr: that report goes to the real stderr, once,
+    instead of back into the log (which recursed until RecursionError)."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    import logging
+    import sys
+
+    from newswire.flows.poll import _ToLog
+
+    kept: list[str] = []
+
+    class Handler(logging.Handler):
+        broken = False
+
+        def emit(self, record: logging.LogRecord) -> None:  # as logging's file handler does
+            try:
+                if self.broken:
+                    raise OSError("No space left on device")
+                kept.append(record.getMessage())
+            except Exception:
+                self.handleError(record)
+
+    handler = Handler()
+    logger = logging.getLogger("tests.to_log")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        stream = _ToLog(logger)
+        stream.write("--- Error logging to API ---\nAll connection attempts failed")  # Prefect's two writes
+        stream.flush()
+        assert kept == ["--- Error logging to API ---", "All connection attempts failed"]
+        handler.broken = True
+        monkeypatch.setattr(sys, "stderr", stream)
+        stream.write("a line the log cannot take\n")
+        assert "--- Logging error ---" in capfd.readouterr().err
+    finally:
+        logger.removeHandler(handler)
