@@ -51,6 +51,10 @@ route_prefect_logs_to_file()
 DEFAULT_BATCH = 500
 # Set by serve_poll for the flow runs the Prefect runner starts in child processes: the CLI's -v count.
 SERVED_VERBOSITY = "NEWSWIRE_SERVED_VERBOSITY"
+# Logger of what Prefect prints or writes to stderr itself: outside Prefect's "prefect." hierarchy, whose
+# flow-run loggers also send to Prefect's API (a line about the API being gone would go back to it, and
+# its failure to the terminal); its name still starts with "prefect", so the terminal shows it from -vv.
+PREFECT_OUTPUT = "prefect_output"
 # What ends one cycle of a long-running `run` but not the run: the broker or state store away, or the
 # feed list or taxonomy file broken by an edit (half saved, say); the next cycle tries again.
 CYCLE_ERRORS = (BrokerUnavailable, StateError, FeedListError, TaxonomyError)
@@ -98,7 +102,7 @@ def poll(
         route_prefect_logs_to_file()
         # Prefect writes to sys.stderr itself ("--- Error logging to API ---" when its server went away,
         # up to this process's exit): to the log file. newswire's own warnings keep the terminal's stream.
-        sys.stderr = _ToLog(logging.getLogger("prefect.flow_runs.stderr"))
+        sys.stderr = _ToLog(logging.getLogger(f"{PREFECT_OUTPUT}.flow_run"))
     started = utc_now().isoformat()
     total = RunSummary()
     batches = 0
@@ -279,7 +283,7 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
 
     if handle_sigterm is not None:
         Runner.handle_sigterm = on_sigterm  # type: ignore[method-assign]
-    printed = _ToLog(logging.getLogger("prefect.runner.printed"))
+    printed = _ToLog(logging.getLogger(f"{PREFECT_OUTPUT}.runner"))
     try:
         # Prefect's handler exits 0 (SystemExit) when the runner had not started yet or is stopping
         # already: a SIGTERM it saw is still a SIGTERM to the caller
