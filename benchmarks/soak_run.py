@@ -22,10 +22,13 @@ workers it forks, multiprocessing's resource tracker. Between cycles the same is
 for the maxima. The first ``--warmup`` cycles are not measured; then ``--seconds`` of cycles are.
 
 Prints a table per variant, a row per process group: processes, RSS at the end of the warm-up and at the
-end (MiB), the RSS slope in KiB per cycle (least squares over the per-cycle samples after the warm-up, and
-over their second half alone: growth that is only warm-up flattens there), threads and fds at the start,
-the end and their maximum; with the size of Prefect's SQLite database (a flow run, task run and state
-rows per cycle) and how the run stopped (SIGINT, repeated when one was not obeyed within 15 s).
+end (MiB) and its range over the per-cycle samples, the RSS slope in KiB per cycle (least squares over the
+per-cycle samples after the warm-up, and over their second half alone: growth that is only warm-up
+flattens there; a slope over few cycles of a saw-tooth, as the allocator's heap makes, says little: read
+the range), threads and fds at the start, the end and their maximum; with the size of Prefect's SQLite
+database (its flow run, task run, state, event and artifact rows of every cycle) and how the run stopped
+(SIGINT, sent again when one was not obeyed within 15 s: Prefect 3.9 drops a KeyboardInterrupt that
+arrives while a flow run is being finished).
 """
 
 from __future__ import annotations
@@ -362,8 +365,8 @@ def print_table(result: Result) -> None:
           f"{result.prefect_db_mib[1]:.1f} MiB{where}")
     if result.left_behind:
         print("   left behind after the run stopped (killed): " + "; ".join(result.left_behind))
-    header = (f"{'process':17} {'procs':>5} {'RSS MiB start':>13} {'end':>7} {'KiB/cycle':>9} "
-              f"{'2nd half':>8} {'threads s/e/max':>15} {'fds s/e/max':>13}")
+    header = (f"{'process':17} {'procs':>5} {'RSS MiB start':>13} {'end':>7} {'min-max':>11} "
+              f"{'KiB/cycle':>9} {'2nd half':>8} {'threads s/e/max':>15} {'fds s/e/max':>13}")
     print(header)
     print("-" * len(header))
     per_cycle = [s for s in result.samples if s.per_cycle]
@@ -378,13 +381,15 @@ def print_table(result: Result) -> None:
         start, end = first.roles.get(role, Usage()), last.roles.get(role, Usage())
         over_all = slope([(s.cycle, s.roles.get(role, Usage()).rss_kib) for s in per_cycle])
         over_half = slope([(s.cycle, s.roles.get(role, Usage()).rss_kib) for s in half])
+        rss = [s.roles.get(role, Usage()).rss_kib / 1024 for s in per_cycle]
+        spread = f"{min(rss):.0f}-{max(rss):.0f}"
         max_threads = max(s.roles.get(role, Usage()).threads for s in result.samples)
         max_fds = max(s.roles.get(role, Usage()).fds for s in result.samples)
         max_procs = max(s.roles.get(role, Usage()).procs for s in result.samples)
         procs = f"{start.procs}-{max_procs}" if max_procs != start.procs else f"{start.procs}"
         threads = f"{start.threads}/{end.threads}/{max_threads}"
         fds = f"{start.fds}/{end.fds}/{max_fds}"
-        print(f"{role:17} {procs:>5} {start.rss_kib / 1024:>13.1f} {end.rss_kib / 1024:>7.1f} "
+        print(f"{role:17} {procs:>5} {start.rss_kib / 1024:>13.1f} {end.rss_kib / 1024:>7.1f} {spread:>11} "
               f"{over_all:>+9.1f} {over_half:>+8.1f} {threads:>15} {fds:>13}")
 
 
