@@ -28,7 +28,13 @@ from newswire.config import (
     settings_from_params,
     settings_to_params,
 )
-from newswire.logs import FILE_ONLY, quiet_prefect, route_prefect_logs_to_file, setup_logging
+from newswire.logs import (
+    FILE_ONLY,
+    prefect_console_to_log_env,
+    quiet_prefect,
+    route_prefect_logs_to_file,
+    setup_logging,
+)
 
 quiet_prefect(default_state_dir() / "prefect")  # before Prefect is imported; the CLI may have set it already
 
@@ -270,7 +276,12 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
     their own."""
     from prefect.runner import Runner
 
-    os.environ[SERVED_VERBOSITY] = str(verbosity)
+    child_env = {SERVED_VERBOSITY: str(verbosity)}
+    # Prefect logs a flow run that fails before the flow's code runs (the API gone as it starts) from
+    # handlers it set up in the child before newswire could: to the log file, as the rest
+    child_env |= prefect_console_to_log_env(settings.state_dir / "newswire.log")
+    saved_env = {name: os.environ.get(name) for name in child_env}
+    os.environ.update(child_env)
     terminated: list[bool] = []
     # Runner.handle_sigterm is Prefect's internal method (3.9 has it): where a release lacks it, a SIGTERM
     # reads as Ctrl-C (exit 130) instead of the run failing to start.
@@ -317,6 +328,11 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
         printed.flush()
         if handle_sigterm is not None:
             Runner.handle_sigterm = handle_sigterm  # type: ignore[method-assign]
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return signal.SIGTERM if terminated else signal.SIGINT
 
 

@@ -6,6 +6,7 @@ Lines are ``time level logger message`` with ``key=value`` pairs in the message,
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
@@ -16,6 +17,8 @@ _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # Libraries whose info and debug lines only -vvv shows.
 LIBRARY_LOGGERS = ("kafka", "httpx", "httpcore", "trafilatura", "htmldate", "courlan", "urllib3", "asyncio")
 FILE_ONLY = {"file_only": True}  # ``extra=`` for records that belong in the log file, not on the terminal
+# The log file of a served run's flow-run children (see prefect_console_to_log_env).
+SERVED_LOG = "NEWSWIRE_SERVED_LOG"
 
 
 class _OneLine(logging.Formatter):
@@ -114,3 +117,44 @@ def route_prefect_logs_to_file() -> None:
                 if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                     logger.removeHandler(handler)
             logger.propagate = True
+
+
+class _AppendToServedLog(io.TextIOBase):
+    """Prefect's console stream in the flow runs that ``run`` serves: child processes of Prefect's
+    runner that share the user's terminal. Prefect sets up its log handlers when it is imported there,
+    before any newswire code runs, so a run that fails to start (its API gone mid-start, say) would print
+    Prefect's error and traceback on the terminal. Appends to the file named by ``NEWSWIRE_SERVED_LOG``
+    instead (to the real stderr if that cannot be written: a traceback is not dropped)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        path = os.environ.get(SERVED_LOG)
+        if path:
+            try:
+                with open(path, "a", encoding="utf-8") as log:
+                    log.write(text)
+                return len(text)
+            except OSError:
+                pass
+        if sys.__stderr__ is not None:
+            sys.__stderr__.write(text)
+        return len(text)
+
+
+SERVED_CHILD_STREAM = _AppendToServedLog()
+
+
+def prefect_console_to_log_env(log_file: Path) -> dict[str, str]:
+    """Environment for Prefect's flow-run child processes: its console and debug handlers write to
+    ``log_file`` (Prefect reads ``PREFECT_LOGGING_HANDLERS_<NAME>_<KEY>`` over its logging.yml)."""
+    stream = f"ext://{__name__}.SERVED_CHILD_STREAM"
+    return {
+        SERVED_LOG: str(log_file),
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_STREAM": stream,
+        "PREFECT_LOGGING_HANDLERS_DEBUG_STREAM": stream,
+    }

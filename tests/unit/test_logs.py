@@ -47,9 +47,24 @@ def test_prefects_telemetry_notice_stays_off_a_terminal(tmp_path: Path) -> None:
     import pty
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "DO_NOT_TRACK"}
-    for name in ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "JENKINS_URL", "TRAVIS", "CIRCLECI", "BUILDKITE", "TF_BUILD",
-                 "CODEBUILD_BUILD_ID", "BITBUCKET_COMMIT", "TEAMCITY_VERSION", "DRONE", "SEMAPHORE", "APPVEYOR",
-                 "BUDDY", "CI_NAME"):
+    for name in (
+        "CI",
+        "GITHUB_ACTIONS",
+        "GITLAB_CI",
+        "JENKINS_URL",
+        "TRAVIS",
+        "CIRCLECI",
+        "BUILDKITE",
+        "TF_BUILD",
+        "CODEBUILD_BUILD_ID",
+        "BITBUCKET_COMMIT",
+        "TEAMCITY_VERSION",
+        "DRONE",
+        "SEMAPHORE",
+        "APPVEYOR",
+        "BUDDY",
+        "CI_NAME",
+    ):
         env.pop(name, None)
     code = (
         "from pathlib import Path; from newswire.logs import quiet_prefect; "
@@ -118,3 +133,57 @@ def test_other_libraries_debug_lines_reach_the_terminal_only_with_vvv(
     assert ("> TEXT frame" in err) == ("deprecate positional args" in err) == (verbosity >= 3), err
     assert "connection lost" in err and "phase poll: 4 feeds" in err
     assert ("entry fate" in err) == (verbosity >= 2)
+
+
+_FLOW_RUN_CHILD = """
+import os, socket, sys
+from pathlib import Path
+
+from newswire.logs import prefect_console_to_log_env
+
+os.environ.update(prefect_console_to_log_env(Path(sys.argv[1])))
+closed = socket.socket()
+closed.bind(("127.0.0.1", 0))
+os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{closed.getsockname()[1]}/api"  # nothing listens
+os.environ["PREFECT_CLIENT_MAX_RETRIES"] = "0"
+
+from prefect import flow
+from prefect.flow_engine import run_flow_in_subprocess
+
+
+@flow
+def noop() -> None:
+    pass
+
+
+if __name__ == "__main__":
+    process = run_flow_in_subprocess(noop)  # as Prefect's runner starts the flow runs `run` serves
+    process.join()
+    print("flow run child exit", process.exitcode)
+"""
+
+
+def test_a_served_flow_run_that_fails_to_start_logs_to_the_file_not_the_terminal(tmp_path: Path) -> None:
+    """CI caught it: the Prefect server stopped while the runner was starting a flow run; the child failed
+    in Prefect's engine before newswire's code ran, and Prefect's handlers (set up at its import) printed
+    its error and a 100-line traceback on the terminal. The child's environment sends them to the log."""
+    script = tmp_path / "child.py"
+    script.write_text(_FLOW_RUN_CHILD)
+    log_file = tmp_path / "state" / "newswire.log"
+    log_file.parent.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
+        "PREFECT_HOME": str(tmp_path / "prefect")
+    }
+    done = subprocess.run(
+        [sys.executable, str(script), str(log_file)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert done.stdout.strip() == "flow run child exit 1", done.stderr
+    assert done.stderr == ""
+    logged = log_file.read_text()
+    assert "ERROR   | prefect.engine - Execution exited with unexpected exception" in logged
+    assert "Traceback (most recent call last)" in logged
