@@ -48,6 +48,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -409,6 +410,10 @@ def write_csv(path: Path, results: list[Result]) -> None:
                                      usage.procs, usage.rss_kib, usage.threads, usage.fds])
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default="ok,broker-down,ssl-mismatch", help=f"of {', '.join(VARIANTS)}")
@@ -430,6 +435,8 @@ def main() -> int:
     # it; the runs would inherit that and ignore the SIGINT that stops them.
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # A SIGTERM unwinds as an exception would, so the run, the server and the broker are stopped too.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
     work = Path(tempfile.mkdtemp(prefix="soak-run-"))
     results: list[Result] = []
