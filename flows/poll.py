@@ -177,6 +177,17 @@ def run_poll_flow(feeds_file: Path, settings: Settings, *, poll_all: bool, inter
 TICK = timedelta(minutes=1)  # how often due feeds are looked for; each feed keeps its own schedule
 
 
+def tick(interval_minutes: float) -> timedelta:
+    """How often a long-running run looks for due feeds: every minute, or every ``--interval`` if shorter."""
+    return min(TICK, timedelta(minutes=interval_minutes))
+
+
+def every(interval_minutes: float) -> str:
+    """The tick in words, for the line a long-running run starts with."""
+    seconds = tick(interval_minutes).total_seconds()
+    return "every minute" if seconds == TICK.total_seconds() else f"every {seconds:g} s"
+
+
 class PrefectGone(RuntimeError):
     """The Prefect API a served run depends on stopped answering, and Prefect's runner stopped."""
 
@@ -302,7 +313,7 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
             try:
                 poll.serve(
                     name="newswire-poll",
-                    interval=min(TICK, timedelta(minutes=interval_minutes)),
+                    interval=tick(interval_minutes),
                     parameters={
                         "feeds_file": str(feeds_file.resolve()),
                         "params": settings_to_params(settings),
@@ -351,7 +362,7 @@ def poll_forever(
 
     Each cycle's summary line is reported; with ``quiet``, only the lines of cycles that did something
     (:func:`cycle_did_something`): most ticks find no feed due, and a line a minute is 1,440 a day."""
-    tick = min(TICK, timedelta(minutes=interval_minutes)).total_seconds()
+    period = tick(interval_minutes).total_seconds()
     while True:
         started = time.monotonic()
         try:
@@ -359,8 +370,8 @@ def poll_forever(
             if not quiet or cycle_did_something(summary):
                 report(summary.line())
         except CYCLE_ERRORS as exc:
-            report(f"cycle not completed: {exc}; trying again in {tick:.0f} s")
-        time.sleep(max(0.0, tick - (time.monotonic() - started)))
+            report(f"cycle not completed: {exc}; trying again in {period:g} s")
+        time.sleep(max(0.0, period - (time.monotonic() - started)))
 
 
 def cycle_did_something(summary: RunSummary) -> bool:

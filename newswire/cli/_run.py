@@ -122,12 +122,12 @@ def run(
         _serve_metrics(metrics_port, metrics_addr, settings.state_dir, in_children=not once or bool(prefect))
 
     if not once:
-        from newswire.flows.poll import PrefectGone, poll_forever, serve_poll
+        from newswire.flows.poll import PrefectGone, every, poll_forever, serve_poll
 
         if api_url:
             typer.echo(
                 f"newswire: serving the poll flow for {len(feed_list)} feeds on {os.environ['PREFECT_API_URL']}: "
-                "a run every minute polls the feeds due (Ctrl-C stops)",
+                f"a run {every(interval)} polls the feeds due (Ctrl-C stops)",
                 err=True,
             )
             try:
@@ -138,7 +138,7 @@ def run(
             raise SystemExit(143 if stopped_by == signal.SIGTERM or session.terminated else 130)
         else:
             typer.echo(
-                f"newswire: polling {len(feed_list)} feeds, a Prefect flow run every minute for the feeds due "
+                f"newswire: polling {len(feed_list)} feeds, a Prefect flow run {every(interval)} for the feeds due "
                 "(no Prefect server configured: set PREFECT_API_URL to serve it to one; Ctrl-C stops)",
                 err=True,
             )

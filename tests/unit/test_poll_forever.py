@@ -206,3 +206,17 @@ def test_prefects_writes_go_to_the_log_and_a_failing_log_does_not_loop(
         assert "--- Logging error ---" in capfd.readouterr().err
     finally:
         logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    ("interval", "said"), [(15.0, "every minute"), (1.0, "every minute"), (0.5, "every 30 s"), (0.05, "every 3 s")]
+)
+def test_the_start_line_says_how_often_the_run_looks_for_due_feeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interval: float, said: str
+) -> None:
+    """It said "every minute" whatever --interval was; a shorter interval is a shorter tick."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    from newswire.flows import poll
+
+    assert poll.every(interval) == said
+    assert poll.tick(interval).total_seconds() == min(60.0, interval * 60)
