@@ -6,6 +6,8 @@ Lines are ``time level logger message`` with ``key=value`` pairs in the message,
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import io
 import logging
 import logging.handlers
@@ -33,6 +35,15 @@ class _OneLine(logging.Formatter):
             record.exc_info, record.exc_text = saved
 
 
+@functools.cache
+def _package_dirs(name: str) -> tuple[str, ...]:
+    """Where an installed package's files are (without importing it); () if it is not installed."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    return tuple(os.path.join(location, "") for location in spec.submodule_search_locations)
+
+
 def setup_logging(verbosity: int, log_file: Path | None) -> Path | None:
     """Returns the log file when it could be opened (None: terminal only).
 
@@ -54,10 +65,14 @@ def setup_logging(verbosity: int, log_file: Path | None) -> Path | None:
         # kafka-python logs every reconnect attempt as an error, and the extraction libraries warn about
         # pages newswire handles itself ("discarding data: None"); newswire reports the outcome
         # itself. They stay in the log file.
+        # Prefect's queue services log under their class names ("EventsWorker: Still processing items"
+        # at exit when its API is gone): known by the file they come from.
+        prefect_code = _package_dirs("prefect")
         terminal.addFilter(
             lambda record: not record.name.startswith(
                 ("kafka", "prefect", "uvicorn", "trafilatura", "htmldate", "courlan")
             )
+            and not record.pathname.startswith(prefect_code)
         )
     if verbosity < 3:
         # -v and -vv are newswire's own detail: other libraries' info and debug lines (Prefect's websockets

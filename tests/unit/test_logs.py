@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
@@ -107,6 +108,34 @@ def test_python_warnings_go_to_the_log_file_and_to_the_terminal_only_with_v(
         handler.flush()
     assert "a library's complaint" in log_file.read_text()
     assert ("a library's complaint" in capsys.readouterr().err) == (verbosity >= 1)
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("verbosity", [0, 1, 2])
+def test_prefects_queue_services_warn_in_the_log_file_and_on_the_terminal_only_with_vv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], verbosity: int
+) -> None:
+    """A served run whose Prefect server went away printed "WARNING EventsWorker Still processing items"
+    under its one-line error: Prefect's queue services log under their class names, outside the "prefect." loggers."""
+    prefect_dir = importlib.util.find_spec("prefect").submodule_search_locations[0]  # type: ignore[union-attr]
+    services = Path(prefect_dir) / "_internal" / "concurrency" / "services.py"
+    assert services.is_file()
+    log_file = setup_logging(verbosity, tmp_path / "newswire.log")
+    assert log_file is not None
+    logger = logging.getLogger("EventsWorker")
+    logger.handle(
+        logger.makeRecord(
+            "EventsWorker", logging.WARNING, str(services), 231, "Still processing items: 2 items remaining...",
+            (), None,
+        )
+    )  # fmt: skip
+    logging.getLogger("newswire.x").warning("newswire's own warning")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    err = capsys.readouterr().err
+    assert "Still processing items" in log_file.read_text()
+    assert ("Still processing items" in err) == (verbosity >= 2)
+    assert "newswire's own warning" in err
 
 
 @pytest.mark.usefixtures("restore_logging")
