@@ -603,6 +603,11 @@ def consume(
         max_partition_fetch_bytes=max(1048576, settings.max_request_size),
         fetch_max_bytes=max(52428800, settings.max_request_size),
     )
+    if group is not None:
+        # Kafka's default before 3.0 (kafka-python's is 45 s). Some brokers hold a group's first join for
+        # about half of it: Tansu, the dev broker, took 23 s to hand `tail --group` its partitions at
+        # 45 s, 5 s at 10 s. The heartbeat (3 s) keeps a live consumer in; --kafka-option overrides.
+        config.update(session_timeout_ms=10_000)
     config.update(_client_config(settings, _CONSUMER_KEYS))
     if group is not None:
         config.update(
