@@ -603,10 +603,12 @@ def consume(
         max_partition_fetch_bytes=max(1048576, settings.max_request_size),
         fetch_max_bytes=max(52428800, settings.max_request_size),
     )
-    if group is not None:
-        # Kafka's default before 3.0 (kafka-python's is 45 s). Some brokers hold a group's first join for
-        # about half of it: Tansu, the dev broker, took 23 s to hand `tail --group` its partitions at
-        # 45 s, 5 s at 10 s. The heartbeat (3 s) keeps a live consumer in; --kafka-option overrides.
+    if group is not None and "max_poll_interval_ms" not in settings.client_config:
+        # Kafka's default before 3.0 (kafka-python's is 45 s against brokers >= 3.0). Some brokers hold a
+        # group's first join for about half of it: Tansu, the dev broker, took 23 s to hand `tail --group`
+        # its partitions at 45 s, about 6 s at 10 s. The heartbeat (3 s) keeps a live consumer in;
+        # --kafka-option overrides. Not with the user's max_poll_interval_ms: kafka-python derives the
+        # session from it for brokers older than 0.10.1, and refuses an explicit session beside it there.
         config.update(session_timeout_ms=10_000)
     config.update(_client_config(settings, _CONSUMER_KEYS))
     if group is not None:

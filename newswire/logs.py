@@ -172,4 +172,6 @@ def prefect_console_to_log_env(log_file: Path) -> dict[str, str]:
         SERVED_LOG: str(log_file),
         "PREFECT_LOGGING_HANDLERS_CONSOLE_STREAM": stream,
         "PREFECT_LOGGING_HANDLERS_DEBUG_STREAM": stream,
+        # Rich colours a stream that is no terminal too when FORCE_COLOR is set (CI runners set it)
+        "PREFECT_LOGGING_COLORS": "false",
     }

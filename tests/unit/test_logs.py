@@ -201,7 +201,8 @@ def test_a_served_flow_run_that_fails_to_start_logs_to_the_file_not_the_terminal
     log_file = tmp_path / "state" / "newswire.log"
     log_file.parent.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
-        "PREFECT_HOME": str(tmp_path / "prefect")
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "FORCE_COLOR": "1",  # CI runners set it; Rich then colours a stream that is no terminal too
     }
     done = subprocess.run(
         [sys.executable, str(script), str(log_file)],
@@ -216,3 +217,4 @@ def test_a_served_flow_run_that_fails_to_start_logs_to_the_file_not_the_terminal
     logged = log_file.read_text()
     assert "ERROR   | prefect.engine - Execution exited with unexpected exception" in logged
     assert "Traceback (most recent call last)" in logged
+    assert "\x1b[" not in logged  # no colour codes in a log file
