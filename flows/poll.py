@@ -205,9 +205,12 @@ def _api_went_away(exc: BaseException) -> bool:
         return True
     if isinstance(exc, httpx.HTTPStatusError):  # not 500: that is the server's bug, not its absence
         return exc.response.status_code in (502, 503, 504)
-    return isinstance(exc, RuntimeError) and str(exc).startswith(
+    if isinstance(exc, RuntimeError) and str(exc).startswith(
         ("Failed to reach API at", "Service exceeded error threshold")
-    )
+    ):
+        return True
+    # Prefect's wrappers ("DeploymentApplyError: Error while applying deployment: ... 503") raise from it
+    return isinstance(exc, RuntimeError) and exc.__cause__ is not None and _api_went_away(exc.__cause__)
 
 
 def _why(exc: BaseException) -> str:
@@ -216,6 +219,12 @@ def _why(exc: BaseException) -> str:
 
     if isinstance(exc, BaseExceptionGroup):
         return _why(exc.exceptions[0])
+    if (
+        isinstance(exc, RuntimeError)
+        and exc.__cause__ is not None
+        and not str(exc).startswith(("Failed to reach API", "Service exceeded"))
+    ):
+        return _why(exc.__cause__)  # a wrapper of Prefect's: what it wraps says what happened
     if isinstance(exc, httpx.HTTPStatusError):
         return f"it answered {exc.response.status_code} {exc.response.reason_phrase}"
     return f"{type(exc).__name__}: {exc}"

@@ -118,7 +118,7 @@ def test_a_served_run_tells_its_prefect_api_going_away_from_other_errors(
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))  # importing the flow imports Prefect
     import httpx
 
-    from newswire.flows.poll import _api_went_away
+    from newswire.flows.poll import _api_went_away, _why
 
     request = httpx.Request("GET", "http://127.0.0.1:1/api/deployments")
 
@@ -131,6 +131,19 @@ def test_a_served_run_tells_its_prefect_api_going_away_from_other_errors(
     assert _api_went_away(
         BaseExceptionGroup("runner", [httpx.ReadTimeout("t"), RuntimeError("Failed to reach API at http://x/api")])
     )
+    # CI: the server stopped while the runner (re)applied its deployment; Prefect wraps the 503
+    from prefect.deployments.runner import DeploymentApplyError
+
+    def wrapped(cause: BaseException) -> DeploymentApplyError:
+        try:
+            raise DeploymentApplyError(f"Error while applying deployment: {cause}") from cause
+        except DeploymentApplyError as exc:
+            return exc
+
+    assert _api_went_away(wrapped(status(503)))
+    assert _why(wrapped(status(503))) == "it answered 503 Service Unavailable"
+    assert not _api_went_away(wrapped(status(500)))
+    assert not _api_went_away(wrapped(ValueError("a bug")))
     assert not _api_went_away(status(404))
     assert not _api_went_away(status(500))  # a server's bug, not its absence
     assert not _api_went_away(RuntimeError("something else"))
