@@ -30,6 +30,7 @@ from newswire.config import (
 )
 from newswire.logs import (
     FILE_ONLY,
+    LOG_FILE_NAME,
     prefect_console_to_log_env,
     quiet_prefect,
     route_prefect_logs_to_file,
@@ -104,7 +105,7 @@ def poll(
     verbosity = int(served or 0)
     log_file: Path | None = None
     if served is not None:  # a run `newswire run` serves: logs and the cycle's line as in a run without a server
-        log_file = setup_logging(verbosity, settings_from_params(params).state_dir / "newswire.log")
+        log_file = setup_logging(verbosity, settings_from_params(params).state_dir / LOG_FILE_NAME)
         route_prefect_logs_to_file()
         # Prefect writes to sys.stderr itself ("--- Error logging to API ---" when its server went away,
         # up to this process's exit): to the log file. newswire's own warnings keep the terminal's stream.
@@ -188,6 +189,10 @@ def every(interval_minutes: float) -> str:
     return "every minute" if seconds == TICK.total_seconds() else f"every {seconds:g} s"
 
 
+# How Prefect words its runner's giving up when its API is gone (plain RuntimeErrors)
+_GONE_MESSAGES = ("Failed to reach API at", "Service exceeded error threshold")
+
+
 class PrefectGone(RuntimeError):
     """The Prefect API a served run depends on stopped answering, and Prefect's runner stopped."""
 
@@ -205,9 +210,7 @@ def _api_went_away(exc: BaseException) -> bool:
         return True
     if isinstance(exc, httpx.HTTPStatusError):  # not 500: that is the server's bug, not its absence
         return exc.response.status_code in (502, 503, 504)
-    if isinstance(exc, RuntimeError) and str(exc).startswith(
-        ("Failed to reach API at", "Service exceeded error threshold")
-    ):
+    if isinstance(exc, RuntimeError) and str(exc).startswith(_GONE_MESSAGES):
         return True
     # Prefect's wrappers ("DeploymentApplyError: Error while applying deployment: ... 503") raise from it
     return isinstance(exc, RuntimeError) and exc.__cause__ is not None and _api_went_away(exc.__cause__)
@@ -222,7 +225,7 @@ def _why(exc: BaseException) -> str:
     if (
         isinstance(exc, RuntimeError)
         and exc.__cause__ is not None
-        and not str(exc).startswith(("Failed to reach API", "Service exceeded"))
+        and not str(exc).startswith(_GONE_MESSAGES)
     ):
         return _why(exc.__cause__)  # a wrapper of Prefect's: what it wraps says what happened
     if isinstance(exc, httpx.HTTPStatusError):
@@ -299,7 +302,7 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
     child_env = {SERVED_VERBOSITY: str(verbosity)}
     # Prefect logs a flow run that fails before the flow's code runs (the API gone as it starts) from
     # handlers it set up in the child before newswire could: to the log file, as the rest
-    child_env |= prefect_console_to_log_env(settings.state_dir / "newswire.log")
+    child_env |= prefect_console_to_log_env(settings.state_dir / LOG_FILE_NAME)
     saved_env = {name: os.environ.get(name) for name in child_env}
     os.environ.update(child_env)
     terminated: list[bool] = []

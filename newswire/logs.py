@@ -18,6 +18,7 @@ from pathlib import Path
 _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # Libraries whose info and debug lines only -vvv shows.
 LIBRARY_LOGGERS = ("kafka", "httpx", "httpcore", "trafilatura", "htmldate", "courlan", "urllib3", "asyncio")
+LOG_FILE_NAME = "newswire.log"  # in the state dir: every command's log, a served run's children's too
 FILE_ONLY = {"file_only": True}  # ``extra=`` for records that belong in the log file, not on the terminal
 # The log file of a served run's flow-run children (see prefect_console_to_log_env).
 SERVED_LOG = "NEWSWIRE_SERVED_LOG"

@@ -12,7 +12,7 @@ import typer
 
 from newswire import __version__
 from newswire.config import Settings, default_state_dir, parse_kafka_options, schedule_from_env
-from newswire.logs import setup_logging
+from newswire.logs import LOG_FILE_NAME, setup_logging
 
 
 def _flag_help_type(display: Any) -> Any:
@@ -183,7 +183,7 @@ def start(verbose: int, state_dir: Path | None, *, reads_state: bool = False) ->
     A command that only reads the state (``reads_state``) does not create a state dir that is not there:
     a mistyped --state-dir gets its one-line error and leaves no directory with a log file behind."""
     base = state_base(state_dir)
-    log_file = None if reads_state and not base.is_dir() else base / "newswire.log"
+    log_file = None if reads_state and not base.is_dir() else base / LOG_FILE_NAME
     session.log_file = setup_logging(verbose + session.verbose, log_file)
     return base
 
