@@ -42,6 +42,9 @@ _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _YAML12_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
 # Deeper than any taxonomy needs; far from where the YAML composer's recursion would overflow the stack.
 _MAX_DEPTH = 64
+# Values a file may expand to through aliases: the shipped taxonomy has ~3,500; a user's of 100,000 terms
+# fits; a "billion laughs" does not.
+_MAX_NODES = 2_000_000
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_TITLE_WEIGHT = 2.0
 DEFAULT_LEAD_WEIGHT = 1.5
@@ -369,17 +372,44 @@ def _yaml_hint(exc: yaml.MarkedYAMLError) -> str:
 _CLoader: type | None = getattr(yaml, "CSafeLoader", None)  # libyaml, when PyYAML was built with it
 
 
-def _depth(root: yaml.Node) -> int:
-    """How deep the node tree nests (iteratively: no recursion to overflow)."""
-    deepest, stack = 0, [(root, 1)]
+@dataclass(frozen=True)
+class _Shape:
+    depth: int  # of the tree the aliases expand to
+    size: int  # nodes in that tree
+    cycle: yaml.Node | None  # a node that contains an alias to itself
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+def _shape(root: yaml.Node) -> _Shape:
+    """The depth and size of the tree a node graph expands to, and any cycle in it. An alias makes the
+    composed tree a graph: nested aliases (a "billion laughs") expand exponentially and an alias inside
+    its own anchor (``a: &a [*a]``) never ends, so a plain walk would hang. Each node is measured once
+    (memoised), iteratively: no recursion to overflow."""
+    done: dict[int, tuple[int, int]] = {}
+    on_path: set[int] = set()  # nodes whose children are being measured: the ancestors of the current one
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        if isinstance(node, yaml.SequenceNode):
-            stack.extend((child, level + 1) for child in node.value)
-        elif isinstance(node, yaml.MappingNode):
-            stack.extend((child, level + 1) for pair in node.value for child in pair)
-    return deepest
+        node, measured = stack.pop()
+        key = id(node)
+        if measured:
+            kids = [done[id(child)] for child in _children(node)]
+            done[key] = (1 + max((d for d, _ in kids), default=0), 1 + sum(n for _, n in kids))
+            on_path.discard(key)
+        elif key in on_path:
+            return _Shape(0, 0, node)
+        elif key not in done:
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node))
+    depth, size = done[id(root)]
+    return _Shape(depth, size, None)
 
 
 def _compose_fast(text: str) -> yaml.Node | None | bool:
@@ -393,16 +423,33 @@ def _compose_fast(text: str) -> yaml.Node | None | bool:
         node = yaml.compose(text, Loader=_CLoader)
     except yaml.YAMLError:
         return False
-    if node is not None and _depth(node) > _MAX_DEPTH:
-        return False
+    if node is not None and _shape(node).depth > _MAX_DEPTH:
+        return False  # the careful composer names the line (or, when aliases made it deep, allows it)
     return node
 
 
 def _compose(filename: str, text: str) -> yaml.Node | None:
     """The YAML node tree, or a TaxonomyError of one line with the line of the mistake."""
     fast = _compose_fast(text)
-    if fast is not False:
-        return fast  # type: ignore[return-value]
+    root = _compose_careful(filename, text) if fast is False else fast
+    if root is None or not isinstance(root, yaml.Node):
+        return None
+    shape = _shape(root)
+    if shape.cycle is not None:
+        raise TaxonomyError(
+            f"{_where(filename, shape.cycle)}: YAML error: an alias inside the value its anchor names "
+            "(it would contain itself)"
+        )
+    if shape.size > _MAX_NODES:
+        raise TaxonomyError(
+            f"{filename}:1: YAML error: aliases expand to more than {_MAX_NODES:,} values "
+            "(aliases of aliases?); write the lists out"
+        )
+    return root
+
+
+def _compose_careful(filename: str, text: str) -> yaml.Node | None:
+    """The pure-Python composer, which names the line of every mistake."""
     loader: _Loader | None = None
     try:
         loader = _Loader(text)  # checks every character first (yaml.reader.ReaderError)

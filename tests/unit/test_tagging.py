@@ -767,3 +767,43 @@ def test_the_libyaml_path_reads_the_shipped_taxonomy_as_the_careful_one_does(mon
     careful = load_taxonomy()
     assert fast == careful  # terms, weights, models and every file:line source
     assert [t.source for t in fast.topics] == [t.source for t in careful.topics]
+
+
+_LAUGHS = "slug: a\nterms: &t0 [x, y, z, w, v, u, s, r, q, p]\n" + "".join(
+    f"k{i}: &t{i} [{', '.join([f'*t{i - 1}'] * 10)}]\n" for i in range(1, 9)
+)  # 10**8 values once expanded, in 10 lines
+
+
+@pytest.mark.parametrize("careful", [False, True], ids=["libyaml", "python"])
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        # an alias inside its own anchor: a walk of the expanded tree would never end
+        ("slug: a\nterms: &t [x, *t]\n", 2, "an alias inside the value its anchor names"),
+        ("slug: a\nterms:\n  - &t\n    match: [x]\n    requires: [*t]\n", 3, "an alias inside the value"),
+        (_LAUGHS, 1, "aliases expand to more than 2,000,000 values"),
+    ],
+)
+def test_aliases_that_never_end_or_explode_are_one_line_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, careful: bool, text: str, line: int, words: str
+) -> None:
+    from newswire.processors import taxonomy as loader
+
+    if careful:
+        monkeypatch.setattr(loader, "_CLoader", None)
+    path = write(tmp_path, "topic.yaml", text)
+    with pytest.raises(TaxonomyError) as info:
+        load_taxonomy(path)
+    assert str(info.value).startswith(f"{path}:{line}: YAML error: "), str(info.value)
+    assert words in str(info.value)
+
+
+def test_an_alias_can_share_one_list_between_terms(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "topic.yaml",
+        "slug: a\nterms:\n  - match: [kabul]\n    unless: &sports [cricket, football]\n"
+        "  - match: [taliban]\n    unless: *sports\n",
+    )
+    topic = load_taxonomy(path).topics[0]
+    assert [t.unless for t in topic.terms] == [("cricket", "football"), ("cricket", "football")]
