@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -113,27 +113,28 @@ def poll(
     started = utc_now().isoformat()
     total = RunSummary()
     batches = 0
-    while True:
-        try:
-            part = poll_batch(str(Path(feeds_file)), params, poll_all, interval_minutes, started)
-        except CYCLE_ERRORS as exc:
-            if served is not None:
-                print(f"cycle not completed: {exc}; trying again at the next scheduled run", flush=True)
-            raise
-        except Exception as exc:
-            if served is not None:  # the service goes on; without this line the failure is silent
-                log.exception("internal error in a served cycle")
-                where = f"traceback in {log_file}" if log_file is not None else "no log file could be written"
-                print(
-                    f"cycle failed: internal error: {type(exc).__name__}: {exc} ({where}); "
-                    "trying again at the next scheduled run",
-                    flush=True,
-                )
-            raise
-        total.add(RunSummary(**part))
-        batches += 1
-        if not part.get("feeds_polled") or (max_batches and batches >= max_batches):
-            break
+    with _noting_stop_signal():
+        while True:
+            try:
+                part = poll_batch(str(Path(feeds_file)), params, poll_all, interval_minutes, started)
+            except CYCLE_ERRORS as exc:
+                if served is not None:
+                    print(f"cycle not completed: {exc}; trying again at the next scheduled run", flush=True)
+                raise
+            except Exception as exc:
+                if served is not None:  # the service goes on; without this line the failure is silent
+                    log.exception("internal error in a served cycle")
+                    where = f"traceback in {log_file}" if log_file is not None else "no log file could be written"
+                    print(
+                        f"cycle failed: internal error: {type(exc).__name__}: {exc} ({where}); "
+                        "trying again at the next scheduled run",
+                        flush=True,
+                    )
+                raise
+            total.add(RunSummary(**part))
+            batches += 1
+            if not part.get("feeds_polled") or (max_batches and batches >= max_batches):
+                break
     if served is not None and (verbosity >= 1 or cycle_did_something(total)):
         print(total.line(), flush=True)
     create_table_artifact(
@@ -163,15 +164,22 @@ def summary_table(summary: RunSummary) -> list[dict[str, Any]]:
 
 
 def run_poll_flow(feeds_file: Path, settings: Settings, *, poll_all: bool, interval_minutes: float) -> RunSummary:
-    """One flow run; a failure re-raises the original exception (for the CLI's one-line error)."""
-    state = poll(
-        str(feeds_file.resolve()),
-        settings_to_params(settings),
-        poll_all,
-        interval_minutes,
-        return_state=True,
-    )
-    result: dict[str, Any] = state.result(raise_on_failure=True)
+    """One flow run in this process; a failure re-raises the original exception (for the CLI's one-line
+    error), except that the Prefect API gone under the run raises :class:`PrefectGone`."""
+    try:
+        state = poll(
+            str(feeds_file.resolve()),
+            settings_to_params(settings),
+            poll_all,
+            interval_minutes,
+            return_state=True,
+        )
+        result: dict[str, Any] = state.result(raise_on_failure=True)
+    except Exception as exc:
+        if not api_went_away(exc):
+            raise
+        log.warning("a flow run's Prefect API stopped answering", exc_info=True, extra=FILE_ONLY)
+        raise PrefectGone(why_api_went_away(exc), stopped_by=_stopped_by) from None
     return RunSummary(**result)
 
 
@@ -194,10 +202,37 @@ _GONE_MESSAGES = ("Failed to reach API at", "Service exceeded error threshold")
 
 
 class PrefectGone(RuntimeError):
-    """The Prefect API a served run depends on stopped answering, and Prefect's runner stopped."""
+    """The Prefect API a run depends on stopped answering, and the run stopped. ``stopped_by``: the
+    signal that had stopped an in-process flow run when its API was found gone (a service manager
+    signalling every process of the service, the temporary API server included), else None."""
+
+    def __init__(self, why: str, stopped_by: int | None = None) -> None:
+        super().__init__(why)
+        self.stopped_by = stopped_by
 
 
-def _api_went_away(exc: BaseException) -> bool:
+# The signal that stopped this process's last flow run, as the flow's own code saw it. Prefect's engine
+# swaps SIGTERM's handler during a run, and when its API is gone as well, what leaves the run is the
+# API's error, not the signal: newswire's own handler never hears of it.
+_stopped_by: int | None = None
+
+
+@contextlib.contextmanager
+def _noting_stop_signal() -> Iterator[None]:
+    global _stopped_by
+    try:
+        yield
+    except BaseException as exc:
+        from prefect.exceptions import TerminationSignal
+
+        if isinstance(exc, TerminationSignal):
+            _stopped_by = exc.signal
+        elif isinstance(exc, KeyboardInterrupt):
+            _stopped_by = signal.SIGINT
+        raise
+
+
+def api_went_away(exc: BaseException) -> bool:
     """What Prefect's runner raises when its API stops answering: a connection error from the client
     (also on its way out, when it pauses the schedule), a 502, 503 or 504 answer (a server shutting down
     answers 503), "Failed to reach API", or its service loop giving up ("Service exceeded error threshold");
@@ -205,7 +240,7 @@ def _api_went_away(exc: BaseException) -> bool:
     import httpx
 
     if isinstance(exc, BaseExceptionGroup):
-        return all(_api_went_away(inner) for inner in exc.exceptions)
+        return all(api_went_away(inner) for inner in exc.exceptions)
     if isinstance(exc, httpx.TransportError):
         return True
     if isinstance(exc, httpx.HTTPStatusError):  # not 500: that is the server's bug, not its absence
@@ -213,21 +248,21 @@ def _api_went_away(exc: BaseException) -> bool:
     if isinstance(exc, RuntimeError) and str(exc).startswith(_GONE_MESSAGES):
         return True
     # Prefect's wrappers ("DeploymentApplyError: Error while applying deployment: ... 503") raise from it
-    return isinstance(exc, RuntimeError) and exc.__cause__ is not None and _api_went_away(exc.__cause__)
+    return isinstance(exc, RuntimeError) and exc.__cause__ is not None and api_went_away(exc.__cause__)
 
 
-def _why(exc: BaseException) -> str:
-    """One short line for one of the errors :func:`_api_went_away` accepts."""
+def why_api_went_away(exc: BaseException) -> str:
+    """One short line for one of the errors :func:`api_went_away` accepts."""
     import httpx
 
     if isinstance(exc, BaseExceptionGroup):
-        return _why(exc.exceptions[0])
+        return why_api_went_away(exc.exceptions[0])
     if (
         isinstance(exc, RuntimeError)
         and exc.__cause__ is not None
         and not str(exc).startswith(_GONE_MESSAGES)
     ):
-        return _why(exc.__cause__)  # a wrapper of Prefect's: what it wraps says what happened
+        return why_api_went_away(exc.__cause__)  # a wrapper of Prefect's: what it wraps says what happened
     if isinstance(exc, httpx.HTTPStatusError):
         return f"it answered {exc.response.status_code} {exc.response.reason_phrase}"
     return f"{type(exc).__name__}: {exc}"
@@ -340,11 +375,11 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
         if not terminated:
             raise
     except Exception as exc:
-        if not _api_went_away(exc):
+        if not api_went_away(exc):
             raise
         log.warning("Prefect's runner stopped: its API stopped answering", exc_info=True, extra=FILE_ONLY)
         if not terminated:
-            raise PrefectGone(_why(exc)) from None
+            raise PrefectGone(why_api_went_away(exc)) from None
         # stopped by SIGTERM (a service manager stopping newswire and the server together): the runner
         # failed only to pause its schedule on the way out
     finally:
@@ -373,17 +408,30 @@ def poll_forever(
     unacknowledged was marked done.
 
     Each cycle's summary line is reported; with ``quiet``, only the lines of cycles that did something
-    (:func:`cycle_did_something`): most ticks find no feed due, and a line a minute is 1,440 a day."""
+    (:func:`cycle_did_something`): most ticks find no feed due, and a line a minute is 1,440 a day.
+    A flow run whose API stopped answering (Prefect's temporary server stopped by something else, or
+    together with this process by a service manager) ends it: :class:`PrefectGone`."""
     period = tick(interval_minutes).total_seconds()
-    while True:
-        started = time.monotonic()
-        try:
-            summary = run_poll_flow(feeds_file, settings, poll_all=False, interval_minutes=interval_minutes)
-            if not quiet or cycle_did_something(summary):
-                report(summary.line())
-        except CYCLE_ERRORS as exc:
-            report(f"cycle not completed: {exc}; trying again in {period:g} s")
-        time.sleep(max(0.0, period - (time.monotonic() - started)))
+    # Prefect's API log worker writes "--- Error logging to API ---" to sys.stderr when the API is gone
+    printed = _ToLog(logging.getLogger(f"{PREFECT_OUTPUT}.flow_run"))
+    try:
+        with contextlib.redirect_stderr(printed):
+            try:
+                while True:
+                    started = time.monotonic()
+                    try:
+                        summary = run_poll_flow(
+                            feeds_file, settings, poll_all=False, interval_minutes=interval_minutes
+                        )
+                        if not quiet or cycle_did_something(summary):
+                            report(summary.line())
+                    except CYCLE_ERRORS as exc:
+                        report(f"cycle not completed: {exc}; trying again in {period:g} s")
+                    time.sleep(max(0.0, period - (time.monotonic() - started)))
+            finally:
+                _drain_api_logs()
+    finally:
+        printed.flush()
 
 
 def cycle_did_something(summary: RunSummary) -> bool:

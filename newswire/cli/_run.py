@@ -7,7 +7,7 @@ import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -35,6 +35,9 @@ from newswire.cli._common import (
     session,
     start,
 )
+
+if TYPE_CHECKING:  # the flows (and Prefect) load only for the commands that run them
+    from newswire.flows.poll import PrefectGone
 
 
 @app.command()
@@ -142,21 +145,27 @@ def run(
                 "(no Prefect server configured: set PREFECT_API_URL to serve it to one; Ctrl-C stops)",
                 err=True,
             )
+            _start_temporary_api()
             # a cycle that did nothing (no feed due) prints nothing unless -v: one line a minute adds up
-            poll_forever(
-                feeds, settings, interval_minutes=interval, report=typer.echo, quiet=verbose + session.verbose < 1
-            )
+            try:
+                poll_forever(
+                    feeds, settings, interval_minutes=interval, report=typer.echo, quiet=verbose + session.verbose < 1
+                )
+            except PrefectGone as exc:
+                _temporary_api_gone(exc)
         return
 
     if use_prefect:
-        from newswire.flows.poll import run_poll_flow
+        from newswire.flows.poll import PrefectGone, run_poll_flow
 
+        if not api_url:
+            _start_temporary_api()
         try:
             summary = run_poll_flow(feeds, settings, poll_all=all_feeds, interval_minutes=interval)
-        except RuntimeError as exc:
-            if api_url and str(exc).startswith("Failed to reach API at"):  # Prefect's words: it went away
+        except PrefectGone as exc:
+            if api_url:
                 raise Unavailable(_prefect_unreachable(api_url, "no answer", once=True)) from None
-            raise
+            _temporary_api_gone(exc)
     else:
         from newswire.live import run_leased
 
@@ -167,6 +176,29 @@ def run(
     typer.echo(summary.line())
     if not summary.completed:
         raise typer.Exit(EXIT_UNAVAILABLE)
+
+
+def _start_temporary_api() -> None:
+    """Without PREFECT_API_URL the flow runs report to Prefect's temporary API server: started before
+    the first flow run, in a session of its own, so that a Ctrl-C at the terminal stops the run, not the
+    server the run reports its end to (see newswire.flows.temporary_api)."""
+    from newswire.flows.temporary_api import start_temporary_api
+
+    try:
+        start_temporary_api()
+    except RuntimeError as exc:  # Prefect's words: it timed out, or the server process exited
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Unavailable(f"Prefect's temporary API server did not start: {first}") from None
+
+
+def _temporary_api_gone(exc: PrefectGone) -> NoReturn:
+    """Prefect's temporary API server stopped under a flow run. Stopped with this process (a service
+    manager signalling every process of the service): the run was stopped, 143 or 130. Otherwise
+    something else stopped or killed it: exit 3, so a supervisor starts the run (and a server) again."""
+    stopped_by = exc.stopped_by or (signal.SIGTERM if session.terminated else None)
+    if stopped_by is not None:
+        raise SystemExit(128 + stopped_by)
+    raise Unavailable(f"Prefect's temporary API server stopped answering the flow run ({exc}); the run stopped")
 
 
 def _serve_metrics(port: int, addr: str, state_dir: Path, *, in_children: bool) -> None:

@@ -822,3 +822,97 @@ def test_a_mistyped_state_dir_for_a_reading_command_is_one_line_and_creates_noth
     assert exported.returncode == 0, exported.stderr
     assert "http://127.0.0.1:9/feed.xml" in exported.stdout
     assert not (tmp_path / "no").exists()  # no directory, no newswire.log under the typo
+
+
+def _temporary_servers(prefect_home: Path) -> list[int]:
+    """Pids of Prefect temporary API servers started with this PREFECT_HOME (found by their environment)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"prefect.server.api.server:create_app" in cmdline and f"PREFECT_HOME={prefect_home}".encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.parametrize(("stop", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_to_the_whole_process_group_mid_cycle_stops_the_run_promptly(
+    kafka_settings: KafkaSettings, tmp_path: Path, stop: str, status: int
+) -> None:
+    """Ctrl-C at a terminal signals the whole foreground process group, Prefect's temporary API server
+    included when Prefect starts it. The run must still report its interrupted flow run to that server,
+    exit 130/143 promptly with nothing on stderr but its start line, and leave no server behind."""
+    import http.server
+    import signal
+    import threading
+    import time
+
+    asked = threading.Event()
+
+    class SlowFeed(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.set()
+            time.sleep(20)  # the signal arrives while the cycle waits for this feed
+            body = b'<?xml version="1.0"?><rss version="2.0"><channel><title>slow</title></channel></rss>'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowFeed)
+    web.daemon_threads = True
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text(f"http://127.0.0.1:{web.server_address[1]}/feed.xml\n")
+    home = tmp_path / "prefect-home"
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+
+    def own_group_default_sigint() -> None:
+        default_sigint()
+        os.setpgrp()  # a job of its own, as a shell with job control starts it
+
+    process = subprocess.Popen(
+        [
+            NEWSWIRE, "run", "--feeds", str(feeds), "--state-dir", str(tmp_path / "state"),
+            "--allow-host", "127.0.0.1", "--bootstrap-servers", kafka_settings.bootstrap_servers,
+            "--topic-prefix", kafka_settings.topic_prefix,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=own_group_default_sigint,  # noqa: PLW1509 -- two plain system calls, no locks taken
+    )  # fmt: skip
+    try:
+        assert asked.wait(timeout=180), "the run never asked for the feed"
+        time.sleep(1.0)
+        assert _temporary_servers(home), "no temporary API server is running"
+        stopped_at = time.monotonic()
+        os.killpg(process.pid, getattr(signal, stop))
+        stdout, stderr = process.communicate(timeout=120)
+        took = time.monotonic() - stopped_at
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        web.shutdown()
+    assert process.returncode == status, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("newswire: polling 1 feeds"), stderr
+    assert stdout == ""
+    assert took < 30, f"took {took:.1f} s to stop"  # it was ~75 s, reporting to a server stopped with it
+    deadline = time.monotonic() + 10
+    while _temporary_servers(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _temporary_servers(home) == []

@@ -118,17 +118,17 @@ def test_a_served_run_tells_its_prefect_api_going_away_from_other_errors(
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))  # importing the flow imports Prefect
     import httpx
 
-    from newswire.flows.poll import _api_went_away, _why
+    from newswire.flows.poll import api_went_away, why_api_went_away
 
     request = httpx.Request("GET", "http://127.0.0.1:1/api/deployments")
 
     def status(code: int) -> httpx.HTTPStatusError:
         return httpx.HTTPStatusError(str(code), request=request, response=httpx.Response(code, request=request))
 
-    assert _api_went_away(httpx.ConnectError("All connection attempts failed", request=request))
-    assert _api_went_away(status(503))  # a server shutting down
-    assert _api_went_away(RuntimeError("Service exceeded error threshold."))
-    assert _api_went_away(
+    assert api_went_away(httpx.ConnectError("All connection attempts failed", request=request))
+    assert api_went_away(status(503))  # a server shutting down
+    assert api_went_away(RuntimeError("Service exceeded error threshold."))
+    assert api_went_away(
         BaseExceptionGroup("runner", [httpx.ReadTimeout("t"), RuntimeError("Failed to reach API at http://x/api")])
     )
     # CI: the server stopped while the runner (re)applied its deployment; Prefect wraps the 503
@@ -140,14 +140,14 @@ def test_a_served_run_tells_its_prefect_api_going_away_from_other_errors(
         except DeploymentApplyError as exc:
             return exc
 
-    assert _api_went_away(wrapped(status(503)))
-    assert _why(wrapped(status(503))) == "it answered 503 Service Unavailable"
-    assert not _api_went_away(wrapped(status(500)))
-    assert not _api_went_away(wrapped(ValueError("a bug")))
-    assert not _api_went_away(status(404))
-    assert not _api_went_away(status(500))  # a server's bug, not its absence
-    assert not _api_went_away(RuntimeError("something else"))
-    assert not _api_went_away(BaseExceptionGroup("runner", [httpx.ConnectError("c"), ValueError("a bug")]))
+    assert api_went_away(wrapped(status(503)))
+    assert why_api_went_away(wrapped(status(503))) == "it answered 503 Service Unavailable"
+    assert not api_went_away(wrapped(status(500)))
+    assert not api_went_away(wrapped(ValueError("a bug")))
+    assert not api_went_away(status(404))
+    assert not api_went_away(status(500))  # a server's bug, not its absence
+    assert not api_went_away(RuntimeError("something else"))
+    assert not api_went_away(BaseExceptionGroup("runner", [httpx.ConnectError("c"), ValueError("a bug")]))
 
 
 def test_a_sigterm_is_still_143_when_the_server_is_gone_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,3 +233,41 @@ def test_the_start_line_says_how_often_the_run_looks_for_due_feeds(
 
     assert poll.every(interval) == said
     assert poll.tick(interval).total_seconds() == min(60.0, interval * 60)
+
+
+@pytest.mark.parametrize(("raised", "status"), [("TerminationSignal", 143), ("KeyboardInterrupt", 130), (None, 3)])
+def test_a_run_whose_temporary_api_is_gone_exits_by_the_signal_its_flow_run_saw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raised: str | None, status: int
+) -> None:
+    """A service manager signalling every process of the service stops the temporary API server with
+    the run; Prefect's engine held SIGTERM during the flow run, and what left the run was the server's
+    absence. The signal the flow's code saw decides the exit: 143 or 130; without one, the server was
+    stopped by something else: exit 3 (unavailable)."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    import signal
+
+    import httpx
+    from prefect.exceptions import TerminationSignal
+
+    from newswire.cli import _run
+    from newswire.cli._common import Unavailable
+    from newswire.flows import poll
+
+    monkeypatch.setattr(poll, "_stopped_by", None)
+    if raised is not None:
+        with pytest.raises((TerminationSignal, KeyboardInterrupt)), poll._noting_stop_signal():
+            raise TerminationSignal(signal.SIGTERM) if raised == "TerminationSignal" else KeyboardInterrupt
+
+    def engine(*args: object, **kwargs: object) -> None:  # the crash report, after the signal, fails
+        raise httpx.ConnectError("All connection attempts failed", request=httpx.Request("POST", "http://127.0.0.1:1"))
+
+    monkeypatch.setattr(poll, "poll", engine)
+    with pytest.raises(poll.PrefectGone) as gone:
+        poll.run_poll_flow(tmp_path / "feeds.txt", Settings(state_dir=tmp_path), poll_all=False, interval_minutes=15)
+    if status == 3:
+        with pytest.raises(Unavailable, match="temporary API server stopped answering .*ConnectError"):
+            _run._temporary_api_gone(gone.value)
+    else:
+        with pytest.raises(SystemExit) as exited:
+            _run._temporary_api_gone(gone.value)
+        assert exited.value.code == status
