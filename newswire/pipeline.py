@@ -169,11 +169,15 @@ class Processor:
             chunk = candidates[start : start + window]
             inputs: list[tuple[ArticleInput, str | None]] = []
             pending = [asyncio.ensure_future(self._prepare(c, pages)) for c in chunk]
-            for future in asyncio.as_completed(pending):
-                inputs.append(await future)
-                if len(inputs) >= self.settings.publish_batch:
-                    outcomes.extend(await self._publish_and_commit(inputs))
-                    inputs = []
+            try:
+                for future in asyncio.as_completed(pending):
+                    inputs.append(await future)
+                    if len(inputs) >= self.settings.publish_batch:
+                        outcomes.extend(await self._publish_and_commit(inputs))
+                        inputs = []
+            finally:  # cancelled (Ctrl-C): the entries still being prepared stop with it
+                for future in pending:
+                    future.cancel()
             if inputs:
                 outcomes.extend(await self._publish_and_commit(inputs))
         return outcomes

@@ -289,15 +289,19 @@ async def _parsed_in_order(
 
     for _ in range(ahead):
         submit()
-    while pending:
-        doc, future = pending.popleft()
-        try:
-            result = await future
-        except Exception as exc:  # a crashed parser must not end the replay
-            log.exception("feed parse crashed uri=%s", doc.uri)
-            result = FeedFailure("parser-error", f"{type(exc).__name__}: {exc}")
-        submit()
-        yield doc, result
+    try:
+        while pending:
+            doc, future = pending.popleft()
+            try:
+                result = await future
+            except Exception as exc:  # a crashed parser must not end the replay
+                log.exception("feed parse crashed uri=%s", doc.uri)
+                result = FeedFailure("parser-error", f"{type(exc).__name__}: {exc}")
+            submit()
+            yield doc, result
+    finally:  # stopped early (Ctrl-C): the parses in flight are not waited for, nor their errors reported
+        for _, future in pending:
+            future.cancel()
 
 
 # -- pages from the archive ---------------------------------------------------------------------------
