@@ -629,11 +629,13 @@ def consume(
     try:
         if group is not None:
             offsets = _GroupOffsets(consumer, group, settings.request_timeout_ms)
+            _warn_missing(consumer, topics)
             consumer.subscribe(topics)
             yield from _poll_loop(consumer, None, timeout_s, max_messages, offsets, watch)
         else:
             manual = _ManualAssignment(consumer, topics)
             manual.refresh(at_beginning=from_beginning)
+            _warn_missing(consumer, manual.missing)
             yield from _poll_loop(consumer, manual, timeout_s, max_messages, None, watch)
     finally:
         try:
@@ -692,6 +694,27 @@ class _GroupOffsets:
             log.warning("kafka: could not commit the offsets of group %s: %s", self.group, _describe(exc))
             return
         self.pending.clear()
+
+
+def _warn_missing(consumer: KafkaConsumer, topics: list[str]) -> None:
+    """Say once which topics the broker does not have: reading waits for them to appear (a topic is
+    created by the first run that publishes to it), which a typo in the name would make wait forever."""
+    try:
+        existing = consumer.topics()
+    except kerrors.KafkaError as exc:
+        log.debug("kafka: cannot list the topics: %s", _describe(exc))
+        return
+    for topic in topics:
+        if topic in existing:
+            continue
+        family = topic.rpartition(".")[0]
+        near = sorted(t for t in existing if family and t.rpartition(".")[0] == family)
+        shown = ", ".join(near[:12]) + (", ..." if len(near) > 12 else "")
+        log.warning(
+            "topic %s does not exist on the broker (yet): waiting for it to appear%s",
+            topic,
+            f" (it has {shown})" if near else "",
+        )
 
 
 class _ManualAssignment:

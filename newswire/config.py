@@ -18,6 +18,16 @@ def default_state_dir() -> Path:
     return Path(user_data_dir("newswire", appauthor=False))
 
 
+def check_bootstrap_servers(value: str) -> None:
+    """``--bootstrap-servers``: HOST[:PORT] pairs separated by commas (ConfigError otherwise)."""
+    if not value.strip():
+        raise ConfigError("--bootstrap-servers is empty")
+    for server in (s.strip() for s in value.split(",") if s.strip()):
+        _, sep, port = server.rpartition(":")
+        if sep and not server.endswith("]") and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError(f"--bootstrap-servers {server!r}: the port must be a number from 1 to 65535")
+
+
 @dataclass(frozen=True)
 class Settings:
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -67,12 +77,7 @@ class Settings:
     def __post_init__(self) -> None:
         if not topic_chars_ok(self.topic_prefix):
             raise ConfigError(f"--topic-prefix {self.topic_prefix!r}: use letters, digits, '.', '_' or '-'")
-        if not self.bootstrap_servers.strip():
-            raise ConfigError("--bootstrap-servers is empty")
-        for server in (s.strip() for s in self.bootstrap_servers.split(",") if s.strip()):
-            _, sep, port = server.rpartition(":")
-            if sep and not server.endswith("]") and not (port.isdigit() and 0 < int(port) < 65536):
-                raise ConfigError(f"--bootstrap-servers {server!r}: the port must be a number from 1 to 65535")
+        check_bootstrap_servers(self.bootstrap_servers)
         # The fetch and schedule knobs are set by environment variables: errors name the variable.
         for name in ("connect_timeout", "read_timeout", "total_timeout", "poll_floor", "poll_ceiling",
                      "rate_window", "backoff_base", "backoff_max", "park_retry", "retry_after_max",

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from newswire.cli._common import BootstrapOpt, KafkaOpt, PrefixOpt, UserError, VerboseOpt, app, start
-from newswire.config import parse_kafka_options
+from newswire.config import check_bootstrap_servers, parse_kafka_options
 
 
 @app.command()
@@ -37,6 +37,7 @@ def tail(
     if not topic.strip(".") or len(name) > 249 or not topic_chars_ok(name):
         # such a topic cannot exist: waiting for it would wait forever
         raise UserError(f"{name!r} cannot be a Kafka topic: use letters, digits, '.', '_' or '-' (up to 249)")
+    check_bootstrap_servers(bootstrap_servers)
     settings = KafkaSettings(
         bootstrap_servers=bootstrap_servers,
         topic_prefix=topic_prefix,

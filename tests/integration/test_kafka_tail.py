@@ -236,3 +236,27 @@ def test_cli_tail_whose_broker_dies_exits_3_in_one_line(
     last = err.strip().splitlines()[-1]
     assert last == f"newswire: error: Kafka broker at {settings.bootstrap_servers} is unreachable: " \
         "no bootstrap server accepts connections", err
+
+
+@pytest.mark.parametrize("group", [None, "typo-group"])
+def test_cli_tail_of_a_topic_the_broker_lacks_says_so_and_names_its_neighbours(
+    kafka_settings: KafkaSettings, group: str | None
+) -> None:
+    # A typo ("chinaa") waited without a word, forever without --timeout.
+    publish(kafka_settings, kafka_settings.topic("topic.china"), 1)
+    extra = ["--group", f"{group}-{uuid.uuid4().hex[:6]}"] if group else []
+    done = newswire(
+        "tail", "chinaa", "--bootstrap-servers", kafka_settings.bootstrap_servers,
+        "--topic-prefix", kafka_settings.topic_prefix, "--timeout", "1", *extra, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"topic {kafka_settings.topic_prefix}.topic.chinaa does not exist on the broker (yet)" in lines[0]
+    assert f"(it has {kafka_settings.topic_prefix}.topic.china)" in lines[0]
+
+
+def test_cli_tail_of_a_bootstrap_server_without_a_port_number_is_a_user_error() -> None:
+    done = newswire("tail", "china", "--bootstrap-servers", "127.0.0.1:notaport", "--timeout", "1", timeout=60)
+    assert done.returncode == 2
+    assert "the port must be a number" in one_line_error(done)
