@@ -222,7 +222,7 @@ class NetGuard:
                 if problem is not None:
                     self._decide(key, str(ip), False, problem)
                     shown = host if host == str(ip) else f"{host} resolves to {ip}"
-                    raise BlockedAddress(f"{shown}, a {problem} address (not in allow_hosts)")
+                    raise BlockedAddress(f"{shown}, a {problem} address (not allowed: --allow-host or NEWSWIRE_ALLOW_HOSTS allows it)")
                 self._decide(key, str(ip), True, "public")
             checked.append(str(ip))
         return checked

@@ -114,7 +114,10 @@ class RunSummary:
             # a replay writes no state: nothing retries what it could not publish but another replay
             retry = "replay again to publish them" if replay else "retried by a run after the poll floor (or --all)"
             parts.append(f"{self.publish_failures} NOT published (broker), {retry}")
-        return ", ".join(parts) + f", {self.elapsed:.1f} s"
+        line = ", ".join(parts) + f", {self.elapsed:.1f} s"
+        if not replay and (self.feeds_failed or self.feeds_failing):
+            line += " (why they fail: newswire feeds status --failing)"
+        return line
 
 
 @dataclass(frozen=True)

@@ -248,6 +248,7 @@ def test_redirect_to_a_loopback_address_not_allowed_is_refused(server: HostileSe
         for path in ("/r", "/l"):
             result = run(fetch_one(server.url(path)))
             assert result.error == "blocked-address", result.detail
+            assert "--allow-host" in (result.detail or "")  # names the option, not a setting's field
             assert result.body == b""
         assert internal.connections == 0 and internal.requests == []
         assert [r.path for r in server.requests] == ["/r", "/l"]
