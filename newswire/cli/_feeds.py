@@ -49,17 +49,22 @@ def feeds_status(
     from newswire.processors.schedule import ScheduleState, entries_per_day
     from newswire.records import FeedState
 
-    if not state_url and not (base / "state.db").exists():
+    no_store = not state_url and not (base / "state.db").exists()
+    if no_store and feeds is None:
         raise UserError(f"no state store in {base} (run `newswire run` first, or pass --state-dir)")
-    with StateStore.open(base, state_url) as store:
-        if feeds is None:
-            states = store.feeds()
-        else:
-            from newswire.connectors.feedlist import read_feed_list
+    if feeds is not None:
+        from newswire.connectors.feedlist import read_feed_list
 
-            listed = read_feed_list(feeds)
-            known = store.feeds_for(f.url for f in listed)
-            states = [known.get(f.url) or FeedState(url=f.url, title=f.title) for f in listed]
+        listed = read_feed_list(feeds)
+    if no_store:  # before the first run every listed feed is new; no store is created just to say so
+        states = [FeedState(url=f.url, title=f.title) for f in listed]
+    else:
+        with StateStore.open(base, state_url) as store:
+            if feeds is None:
+                states = store.feeds()
+            else:
+                known = store.feeds_for(f.url for f in listed)
+                states = [known.get(f.url) or FeedState(url=f.url, title=f.title) for f in listed]
     now = datetime.now(UTC)
     schedule = schedule_settings(Settings(**schedule_from_env()))
     rows: list[dict[str, Any]] = []

@@ -821,6 +821,10 @@ def test_a_mistyped_state_dir_for_a_reading_command_is_one_line_and_creates_noth
     exported = newswire("feeds", "export", "--feeds", str(feeds), "--state-dir", str(typo))
     assert exported.returncode == 0, exported.stderr
     assert "http://127.0.0.1:9/feed.xml" in exported.stdout
+    # with the feed list, before any run: every listed feed is new (it said "no state store")
+    listed = newswire("feeds", "status", "--feeds", str(feeds), "--json", "--state-dir", str(typo))
+    assert listed.returncode == 0, listed.stderr
+    assert [(row["url"], row["state"]) for row in json.loads(listed.stdout)] == [("http://127.0.0.1:9/feed.xml", "new")]
     assert not (tmp_path / "no").exists()  # no directory, no newswire.log under the typo
 
 
