@@ -184,6 +184,8 @@ def _start_temporary_api() -> None:
     server the run reports its end to (see newswire.flows.temporary_api)."""
     from newswire.flows.temporary_api import start_temporary_api
 
+    if sys.stderr.isatty():  # a first start in a new state dir migrates its database: ~20 s of silence
+        typer.echo("newswire: starting Prefect's temporary API server (PREFECT_API_URL is unset)", err=True)
     try:
         start_temporary_api()
     except RuntimeError as exc:  # Prefect's words: it timed out, or the server process exited
