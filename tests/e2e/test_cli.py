@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +266,23 @@ def test_demo_runs(tmp_path: Path) -> None:
     assert "civil-military" in result.stdout
 
 
+def _start_run(
+    feeds: Path, state: Path, kafka: KafkaSettings, env: dict[str, str], preexec: Callable[[], None]
+) -> subprocess.Popen[str]:
+    """`newswire run` (no --once) on the test broker, its output piped, started with ``preexec``."""
+    return subprocess.Popen(
+        [
+            NEWSWIRE, "run", "--feeds", str(feeds), "--state-dir", str(state), "--allow-host", "127.0.0.1",
+            "--bootstrap-servers", kafka.bootstrap_servers, "--topic-prefix", kafka.topic_prefix,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=preexec,  # noqa: PLW1509 -- the callers' preexec make plain system calls, no locks taken
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(("stop", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
 def test_run_without_once_keeps_polling_through_prefect_until_interrupted(
     feeds_file: Path, kafka_settings: KafkaSettings, tmp_path: Path, read_all: Any, stop: str, status: int
@@ -275,18 +292,7 @@ def test_run_without_once_keeps_polling_through_prefect_until_interrupted(
 
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
     env.pop("PREFECT_API_URL", None)  # no server: newswire runs the flow itself every minute
-    process = subprocess.Popen(
-        [
-            NEWSWIRE, "run", "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "state"),
-            "--allow-host", "127.0.0.1", "--bootstrap-servers", kafka_settings.bootstrap_servers,
-            "--topic-prefix", kafka_settings.topic_prefix,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=default_sigint,  # noqa: PLW1509 -- one signal() call, no locks taken
-    )
+    process = _start_run(feeds_file, tmp_path / "state", kafka_settings, env, default_sigint)
     try:
         assert process.stdout is not None
         first = process.stdout.readline()  # the first cycle's summary line
@@ -886,18 +892,7 @@ def test_a_signal_to_the_whole_process_group_mid_cycle_stops_the_run_promptly(
         default_sigint()
         os.setpgrp()  # a job of its own, as a shell with job control starts it
 
-    process = subprocess.Popen(
-        [
-            NEWSWIRE, "run", "--feeds", str(feeds), "--state-dir", str(tmp_path / "state"),
-            "--allow-host", "127.0.0.1", "--bootstrap-servers", kafka_settings.bootstrap_servers,
-            "--topic-prefix", kafka_settings.topic_prefix,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=own_group_default_sigint,  # noqa: PLW1509 -- two plain system calls, no locks taken
-    )  # fmt: skip
+    process = _start_run(feeds, tmp_path / "state", kafka_settings, env, own_group_default_sigint)
     try:
         assert asked.wait(timeout=180), "the run never asked for the feed"
         time.sleep(1.0)
