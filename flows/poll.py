@@ -356,7 +356,11 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
     try:
         # Prefect's handler exits 0 (SystemExit) when the runner had not started yet or is stopping
         # already: a SIGTERM it saw is still a SIGTERM to the caller
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        with (
+            _children_stderr_to(settings.state_dir / LOG_FILE_NAME),
+            contextlib.redirect_stdout(printed),
+            contextlib.redirect_stderr(printed),
+        ):
             try:
                 poll.serve(
                     name="newswire-poll",
@@ -392,6 +396,44 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
             else:
                 os.environ[name] = value
     return signal.SIGTERM if terminated else signal.SIGINT
+
+
+@contextlib.contextmanager
+def _children_stderr_to(log_file: Path) -> Iterator[None]:
+    """While serving, descriptor 2 appends to the log file, so that the flow-run processes Prefect's
+    runner starts inherit it: Ctrl-C at a terminal signals them too, and one still starting (importing
+    Prefect, unpickling its flow) printed a KeyboardInterrupt traceback before any newswire code could
+    redirect it. This process's own terminal output (its log handlers on the old stderr) goes on to the
+    terminal through a copy of the old descriptor. The flow runs' stdout, their cycle lines, is untouched."""
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError:  # no log file to write: the terminal keeps the children's errors
+        yield
+        return
+    terminal_fd = os.dup(2)
+    terminal = open(terminal_fd, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)  # noqa: SIM115
+    moved: list[tuple[logging.StreamHandler[Any], Any]] = []
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            stream = getattr(handler, "stream", None)
+            if stream is not None and stream in (sys.stderr, sys.__stderr__):
+                stream.flush()
+                moved.append((handler, stream))
+                handler.setStream(terminal)
+    if sys.__stderr__ is not None:
+        sys.__stderr__.flush()
+    os.dup2(log_fd, 2)
+    try:
+        yield
+    finally:
+        terminal.flush()
+        os.dup2(terminal_fd, 2)
+        for handler, stream in moved:
+            handler.setStream(stream)
+        terminal.close()
+        os.close(terminal_fd)
+        os.close(log_fd)
 
 
 def poll_forever(

@@ -218,3 +218,31 @@ def test_a_served_flow_run_that_fails_to_start_logs_to_the_file_not_the_terminal
     assert "ERROR   | prefect.engine - Execution exited with unexpected exception" in logged
     assert "Traceback (most recent call last)" in logged
     assert "\x1b[" not in logged  # no colour codes in a log file
+
+
+def test_while_serving_child_processes_write_their_stderr_to_the_log_and_newswire_keeps_the_terminal(
+    tmp_path: Path,
+) -> None:
+    """Flow-run processes Prefect's runner starts inherit descriptor 2: one that Ctrl-C caught while it
+    was still importing printed a KeyboardInterrupt traceback on the user's terminal. While serving,
+    their descriptor 2 is the log file; newswire's own warnings still reach the terminal."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "state" / "newswire.log"
+    script = f"""
+import logging, subprocess, sys
+from pathlib import Path
+from newswire.logs import setup_logging
+from newswire.flows.poll import _children_stderr_to
+setup_logging(0, Path({str(log)!r}))
+with _children_stderr_to(Path({str(log)!r})):
+    subprocess.run([sys.executable, "-c", "import os; os.write(2, b'child traceback\\\\n')"], check=True)
+    logging.getLogger("newswire").warning("newswire's own warning")
+sys.stderr.write("after serving\\n")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "child traceback" not in done.stderr
+    assert "newswire's own warning" in done.stderr and done.stderr.endswith("after serving\n"), done.stderr
+    assert "child traceback" in log.read_text()
