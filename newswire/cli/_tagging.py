@@ -47,6 +47,10 @@ def tag(
         try:
             data = Path(source).read_bytes()
         except OSError as exc:
+            if source.lower().startswith(("http://", "https://")) and not Path(source).exists():
+                raise UserError(
+                    f"cannot read {source}: `tag` reads a file or stdin, not an address (save the page, then tag the file)"
+                ) from None
             raise UserError(f"cannot read {source}: {exc.strerror}") from None
     head = data[:1024].lstrip().lower()
     named_html = source != "-" and Path(source).suffix.lower() in (".html", ".htm", ".xhtml")

@@ -611,6 +611,8 @@ def test_taxonomy_eval_measures_labelled_items(tmp_path: Path) -> None:
 def test_tag_bad_input_is_one_line(tmp_path: Path) -> None:
     missing = newswire("tag", str(tmp_path / "nope.txt"))
     assert missing.returncode == 2 and "cannot read" in one_line_error(missing)
+    address = newswire("tag", "http://127.0.0.1:9/page.html")  # read as a file name: "No such file"
+    assert address.returncode == 2 and "reads a file or stdin, not an address" in one_line_error(address)
     binary = tmp_path / "x.bin"
     binary.write_bytes(b"\xff\xfe\x00garbage\x80")
     result = newswire("tag", str(binary))
