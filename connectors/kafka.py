@@ -297,7 +297,12 @@ def _construct(cls: Callable[..., _Client], config: dict[str, Any], settings: Ka
             f"no Kafka handshake within {deadline_s:g} s (does it speak security_protocol {protocol}?)",
         ) from None
     except (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError, kerrors.MetadataEmptyBrokerList) as exc:
-        raise _unreachable(settings, _describe(exc)) from None
+        why = _describe(exc)
+        if isinstance(exc, kerrors.KafkaTimeoutError) and broker_reachable(settings):
+            # a port that takes the connection but never answers Kafka's handshake: say so, or the user
+            # goes looking for a broker that is down
+            why += "; something there accepts connections but does not answer as a Kafka broker (another service on that port?)"
+        raise _unreachable(settings, why) from None
     except (kerrors.KafkaConfigurationError, ValueError, TypeError) as exc:
         # e.g. an unknown compression_type, or a value of the wrong type from --kafka-option
         raise KafkaConfigError(f"bad Kafka client settings: {_describe(exc)}") from None
