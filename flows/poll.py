@@ -277,6 +277,25 @@ def _drain_api_logs(timeout_s: float = 5.0) -> None:
         APILogWorker.drain_all(timeout=timeout_s)
 
 
+@contextlib.contextmanager
+def _prefect_writes_to_log(name: str, *, stdout: bool) -> Iterator[None]:
+    """What Prefect writes to ``sys.stderr`` itself (its API log worker's "--- Error logging to API ---"
+    when the API is gone) and, with ``stdout``, what its runner prints, as lines of the log
+    (``prefect_output.<name>``); its queued API logs are sent before the streams are given back."""
+    printed = _ToLog(logging.getLogger(f"{PREFECT_OUTPUT}.{name}"))
+    try:
+        with (
+            contextlib.redirect_stdout(printed) if stdout else contextlib.nullcontext(),
+            contextlib.redirect_stderr(printed),
+        ):
+            try:
+                yield
+            finally:
+                _drain_api_logs()
+    finally:
+        printed.flush()
+
+
 class _ToLog(io.TextIOBase):
     """A text stream whose lines go to a logger: Prefect's runner prints its service errors (tracebacks
     included) with ``print``, and its API log handler writes "--- Error logging to API ---" to
@@ -352,29 +371,24 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
 
     if handle_sigterm is not None:
         Runner.handle_sigterm = on_sigterm  # type: ignore[method-assign]
-    printed = _ToLog(logging.getLogger(f"{PREFECT_OUTPUT}.runner"))
     try:
         # Prefect's handler exits 0 (SystemExit) when the runner had not started yet or is stopping
         # already: a SIGTERM it saw is still a SIGTERM to the caller
         with (
             _children_stderr_to(settings.state_dir / LOG_FILE_NAME),
-            contextlib.redirect_stdout(printed),
-            contextlib.redirect_stderr(printed),
+            _prefect_writes_to_log("runner", stdout=True),
         ):
-            try:
-                poll.serve(
-                    name="newswire-poll",
-                    interval=tick(interval_minutes),
-                    parameters={
-                        "feeds_file": str(feeds_file.resolve()),
-                        "params": settings_to_params(settings),
-                        "poll_all": False,
-                        "interval_minutes": interval_minutes,
-                    },
-                    print_starting_message=False,
-                )
-            finally:
-                _drain_api_logs()
+            poll.serve(
+                name="newswire-poll",
+                interval=tick(interval_minutes),
+                parameters={
+                    "feeds_file": str(feeds_file.resolve()),
+                    "params": settings_to_params(settings),
+                    "poll_all": False,
+                    "interval_minutes": interval_minutes,
+                },
+                print_starting_message=False,
+            )
     except SystemExit:
         if not terminated:
             raise
@@ -387,7 +401,6 @@ def serve_poll(feeds_file: Path, settings: Settings, *, interval_minutes: float,
         # stopped by SIGTERM (a service manager stopping newswire and the server together): the runner
         # failed only to pause its schedule on the way out
     finally:
-        printed.flush()
         if handle_sigterm is not None:
             Runner.handle_sigterm = handle_sigterm  # type: ignore[method-assign]
         for name, value in saved_env.items():
@@ -454,26 +467,17 @@ def poll_forever(
     A flow run whose API stopped answering (Prefect's temporary server stopped by something else, or
     together with this process by a service manager) ends it: :class:`PrefectGone`."""
     period = tick(interval_minutes).total_seconds()
-    # Prefect's API log worker writes "--- Error logging to API ---" to sys.stderr when the API is gone
-    printed = _ToLog(logging.getLogger(f"{PREFECT_OUTPUT}.flow_run"))
-    try:
-        with contextlib.redirect_stderr(printed):
+    # report() prints the cycle lines on stdout: only Prefect's stderr is taken
+    with _prefect_writes_to_log("flow_run", stdout=False):
+        while True:
+            started = time.monotonic()
             try:
-                while True:
-                    started = time.monotonic()
-                    try:
-                        summary = run_poll_flow(
-                            feeds_file, settings, poll_all=False, interval_minutes=interval_minutes
-                        )
-                        if not quiet or cycle_did_something(summary):
-                            report(summary.line())
-                    except CYCLE_ERRORS as exc:
-                        report(f"cycle not completed: {exc}; trying again in {period:g} s")
-                    time.sleep(max(0.0, period - (time.monotonic() - started)))
-            finally:
-                _drain_api_logs()
-    finally:
-        printed.flush()
+                summary = run_poll_flow(feeds_file, settings, poll_all=False, interval_minutes=interval_minutes)
+                if not quiet or cycle_did_something(summary):
+                    report(summary.line())
+            except CYCLE_ERRORS as exc:
+                report(f"cycle not completed: {exc}; trying again in {period:g} s")
+            time.sleep(max(0.0, period - (time.monotonic() - started)))
 
 
 def cycle_did_something(summary: RunSummary) -> bool:
