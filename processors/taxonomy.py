@@ -415,26 +415,28 @@ def _shape(root: yaml.Node) -> _Shape:
 def _compose_fast(text: str) -> yaml.Node | None | bool:
     """The node tree by libyaml (the shipped taxonomy loads in ~0.04 s instead of ~0.21 s with the
     pure-Python composer), or False when the file must take the careful path:
-    no libyaml, a character the Python reader refuses, any YAML error, or nesting past the limit. The
-    careful path then gives the same tree, or the one-line error with its wording and line."""
+    no libyaml, a character the Python reader refuses, or any YAML error. The careful path then gives
+    the same tree, or the one-line error with its wording and line."""
     if _CLoader is None or yaml.reader.Reader.NON_PRINTABLE.search(text):
         return False
     try:
-        node = yaml.compose(text, Loader=_CLoader)
+        node: yaml.Node | None = yaml.compose(text, Loader=_CLoader)
     except yaml.YAMLError:
         return False
-    if node is not None and _shape(node).depth > _MAX_DEPTH:
-        return False  # the careful composer names the line (or, when aliases made it deep, allows it)
     return node
 
 
 def _compose(filename: str, text: str) -> yaml.Node | None:
     """The YAML node tree, or a TaxonomyError of one line with the line of the mistake."""
     fast = _compose_fast(text)
-    root = _compose_careful(filename, text) if fast is False else fast
-    if root is None or not isinstance(root, yaml.Node):
+    root = fast if isinstance(fast, yaml.Node) else None
+    shape = _shape(root) if root is not None else None
+    if fast is False or (shape is not None and shape.cycle is None and shape.depth > _MAX_DEPTH):
+        # the careful composer names the line of the mistake (or, when aliases made it deep, allows it)
+        root = _compose_careful(filename, text)
+        shape = _shape(root) if root is not None else None
+    if root is None or shape is None:
         return None
-    shape = _shape(root)
     if shape.cycle is not None:
         raise TaxonomyError(
             f"{_where(filename, shape.cycle)}: YAML error: an alias inside the value its anchor names "
