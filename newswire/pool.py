@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import forkserver
 
-__all__ = ["PRELOAD", "extraction_pool", "start_forkserver"]
+__all__ = ["PRELOAD", "extraction_pool", "ignore_stop_signals", "start_forkserver"]
 
 # imported by the forkserver before it forks a worker (the extractor and py3langid's model)
 PRELOAD = ["newswire.worker_preload"]
@@ -29,7 +30,21 @@ def start_forkserver() -> None:
     forkserver.ensure_running()
 
 
+def ignore_stop_signals() -> None:
+    """In a pool worker: Ctrl-C at a terminal signals every process of the foreground group, and a
+    service manager's stop may signal every process of the service. A worker that took the signal
+    printed a KeyboardInterrupt traceback from wherever it was, or died and broke the pool under the
+    parent's tasks (whose errors asyncio then reported as never retrieved). The parent alone handles
+    SIGINT and SIGTERM and shuts the pool down; SIGKILL still ends a worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def extraction_pool(workers: int = 0) -> ProcessPoolExecutor:
     """Extraction is CPU-bound: a process pool, started by forkserver so the parent's threads
-    (kafka-python's sender, the event loop) are never forked mid-lock."""
-    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=_context())
+    (kafka-python's sender, the event loop) are never forked mid-lock. Its workers leave stop signals
+    to the parent: from the forkserver's preload on, and from the initializer whatever started the
+    forkserver (a forkserver already running keeps the preload it was started with)."""
+    return ProcessPoolExecutor(
+        max_workers=workers or os.cpu_count() or 1, mp_context=_context(), initializer=ignore_stop_signals
+    )

@@ -9,19 +9,13 @@ The main process never imports this module: it needs neither.
 
 from __future__ import annotations
 
-import signal
-
 from newswire.connectors.langid_cache import load_language_model
+from newswire.pool import ignore_stop_signals
 
 load_language_model()
 
 import newswire.processors.extract  # noqa: F401 -- the extractor, imported here once for every worker
 
-# Ctrl-C at a terminal signals every process of the foreground group, these workers included, and a
-# service manager's stop may signal every process of the service: each worker would print a
-# KeyboardInterrupt traceback from wherever it was, or die and break the pool under the parent's tasks
-# (whose errors asyncio then reports as never retrieved). The parent alone handles SIGINT and SIGTERM
-# and shuts the pool down; its workers ignore both (SIGKILL still ends one). The forkserver gives each
-# worker the handlers it had after this preload, so this holds from a worker's first instruction.
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
+# The workers ignore stop signals from their first instruction: the forkserver hands each the handlers
+# it had after this preload (the pool's initializer sets them again, for a forkserver started without it).
+ignore_stop_signals()
