@@ -917,3 +917,36 @@ def test_a_signal_to_the_whole_process_group_mid_cycle_stops_the_run_promptly(
     while _temporary_servers(home) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _temporary_servers(home) == []
+
+
+def test_a_killed_run_leaves_no_temporary_api_server_behind(
+    feeds_file: Path, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """Prefect stops its temporary API server from an exit hook, which SIGKILL (the OOM killer) never
+    runs: the server stayed up, holding its memory and port, and each restarted run added another."""
+    import signal
+    import time
+
+    home = tmp_path / "prefect-home"
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    process = _start_run(feeds_file, tmp_path / "state", kafka_settings, env, default_sigint)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # a cycle ran: the server is up
+        assert "16 articles published" in first, first
+        assert _temporary_servers(home), "no temporary API server is running"
+        process.kill()
+        process.communicate(timeout=30)
+        deadline = time.monotonic() + 15
+        while _temporary_servers(home) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _temporary_servers(home)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        for pid in _temporary_servers(home):  # leave nothing running should the assertion fail
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    assert left == [], f"temporary API server(s) {left} outlived the killed run"
