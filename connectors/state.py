@@ -183,7 +183,11 @@ def _engine(url: str) -> Engine:
                 raise StateConfigError(f"cannot open state store {parsed.database}: {parent} is not a directory")
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StateError(f"cannot open state store {parsed.database}: {exc.strerror or exc}") from None
+            # a directory that cannot be made is the path the user gave (under a file, in /proc, not
+            # theirs to write), not a store that is down: exit 2, not 3 as for an unreachable server
+            raise StateConfigError(
+                f"cannot open state store {parsed.database}: cannot create {parent}: {exc.strerror or exc}"
+            ) from None
         _check_sqlite_file(Path(parsed.database))
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 

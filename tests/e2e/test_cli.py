@@ -163,6 +163,9 @@ def test_a_state_dir_that_is_a_file_and_a_file_that_is_no_warc_are_user_errors(t
     story.write_text("not an archive\n")
     upgrade = newswire("db", "upgrade", "--state-dir", str(story))
     assert upgrade.returncode == 2 and "is not a directory" in one_line_error(upgrade)
+    for unmakeable in (story / "state", Path("/proc/newswire-state")):  # was exit 3, "unavailable"
+        made = newswire("db", "upgrade", "--state-dir", str(unmakeable))
+        assert made.returncode == 2 and f"cannot create {unmakeable}" in one_line_error(made), made.stderr
     # checked before the broker is: no broker listens on port 1
     replayed = newswire("replay", str(story), "--bootstrap-servers", "127.0.0.1:1", "--state-dir", str(tmp_path / "s"))
     assert replayed.returncode == 2 and one_line_error(replayed).endswith("story.txt: not a WARC file")
