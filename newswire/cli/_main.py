@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import logging
 import signal
 import sys
@@ -72,6 +73,26 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _unknown_option(exc: Exception) -> str | None:
+    """click's line for an unknown option, with its suggestions compared without the dashes: with them,
+    "--" alone made click offer --verbose for any option at all ("--bogus")."""
+    # typer carries its own copy of click: its exception is recognised by name, not by class
+    name = getattr(exc, "option_name", None)
+    if type(exc).__name__ != "NoSuchOption" or not isinstance(name, str):
+        return None
+    offered: list[str] = list(getattr(exc, "possibilities", None) or ())
+    near = [o for o in offered if difflib.get_close_matches(name.lstrip("-"), [o.lstrip("-")], cutoff=0.6)]
+    if near:
+        return f"No such option: {name}; did you mean {' or '.join(near)}?"
+    names: list[str] = []  # the subcommands, without the root's name (click writes "python -m newswire" there)
+    ctx = getattr(exc, "ctx", None)
+    while ctx is not None and getattr(ctx, "parent", None) is not None:
+        names.insert(0, str(ctx.info_name))
+        ctx = ctx.parent
+    command = " ".join(["newswire", *names])
+    return f"No such option: {name} ('{command} --help' lists the options)"
+
+
 def main() -> None:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
@@ -98,7 +119,7 @@ def main() -> None:
             _fail(str(exc), EXIT_UNAVAILABLE)
         usage = getattr(exc, "format_message", None)
         if usage is not None and isinstance(getattr(exc, "exit_code", None), int):  # typer/click usage error
-            message = str(usage()).strip()
+            message = _unknown_option(exc) or str(usage()).strip()
             if not message:  # help was shown (no arguments given)
                 raise SystemExit(EXIT_USER) from None
             _fail(message, EXIT_USER)

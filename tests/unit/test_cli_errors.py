@@ -110,3 +110,23 @@ def test_sigterm_during_asyncio_work_stops_like_ctrl_c_without_noise() -> None:
     )
     assert done.stdout.strip() == "stopped True", done.stdout + done.stderr
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "--feds", "x"], "No such option: --feds; did you mean --feeds?"),
+        (["tail", "china", "--frm-beginning"], "No such option: --frm-beginning; did you mean --from-beginning?"),
+        # click compared with the dashes, so any long option was "close" to --verbose
+        (["run", "--bogus"], "No such option: --bogus ('newswire run --help' lists the options)"),
+        (["feeds", "status", "-z"], "No such option: -z ('newswire feeds status --help' lists the options)"),
+    ],
+)
+def test_an_unknown_option_suggests_only_options_that_look_like_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    monkeypatch.setattr("sys.argv", ["newswire", *argv])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == cli.EXIT_USER
+    assert capsys.readouterr().err == f"newswire: error: {expected}\n"
