@@ -6,6 +6,7 @@ Lines are ``time level logger message`` with ``key=value`` pairs in the message,
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import importlib.util
 import io
@@ -43,6 +44,50 @@ def _package_dirs(name: str) -> tuple[str, ...]:
     if spec is None or not spec.submodule_search_locations:
         return ()
     return tuple(os.path.join(location, "") for location in spec.submodule_search_locations)
+
+
+class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A size-rotated log that several processes append to: a served run and its flow-run children, or
+    cron's overlapping runs on one state dir. Each process rotated on its own count: one kept writing
+    into the file another had renamed to ``.1`` and, full in its turn, renamed the other's fresh log
+    away. Here a process that finds the file renamed under it reopens it (as WatchedFileHandler does),
+    and rotation is done by one process at a time (an flock on ``<log>.lock``), re-checked once the
+    lock is held."""
+
+    def _moved(self) -> bool:
+        if self.stream is None:
+            return False
+        try:
+            on_disk = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        mine = os.fstat(self.stream.fileno())
+        return (on_disk.st_dev, on_disk.st_ino) != (mine.st_dev, mine.st_ino)
+
+    def _reopen(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+        self.stream = self._open()
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        if self._moved():
+            self._reopen()
+        return bool(super().shouldRollover(record))
+
+    def doRollover(self) -> None:
+        try:
+            lock = open(self.baseFilename + ".lock", "a")  # noqa: SIM115 -- held across the rollover
+        except OSError:
+            super().doRollover()
+            return
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self._moved():  # another process rotated while this one waited for the lock
+                self._reopen()
+                return
+            super().doRollover()
 
 
 def setup_logging(verbosity: int, log_file: Path | None) -> Path | None:
@@ -87,7 +132,7 @@ def setup_logging(verbosity: int, log_file: Path | None) -> Path | None:
     if log_file is not None:
         try:
             log_file.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=3)
+            handler = SharedRotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=3)
         except OSError:
             log_file = None
         else:

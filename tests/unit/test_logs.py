@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from newswire.logs import quiet_prefect, setup_logging
+from newswire.logs import SharedRotatingFileHandler, quiet_prefect, setup_logging
 
 _PREFECT_ENV = (
     "DO_NOT_TRACK",
@@ -246,3 +246,24 @@ sys.stderr.write("after serving\\n")
     assert "child traceback" not in done.stderr
     assert "newswire's own warning" in done.stderr and done.stderr.endswith("after serving\n"), done.stderr
     assert "child traceback" in log.read_text()
+
+
+def test_processes_sharing_a_log_rotate_it_as_one(tmp_path: Path) -> None:
+    """A served run and its flow-run children append to one log. Rotating each on its own count, one
+    wrote on into the file the other had renamed to .1: every other line went to another file, and
+    `tail -f newswire.log` showed only one process's lines. Two handlers stand for two processes (each
+    has its own open file, as a process does)."""
+    log_file = tmp_path / "newswire.log"
+    handlers = [SharedRotatingFileHandler(log_file, maxBytes=2000, backupCount=3) for _ in range(2)]
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    for i in range(400):
+        handlers[i % 2].emit(logging.LogRecord("newswire", logging.INFO, "", 0, f"{i:04d} " + "x" * 24, None, None))
+    for handler in handlers:
+        handler.close()
+    numbers = []
+    for name in ("newswire.log.3", "newswire.log.2", "newswire.log.1", "newswire.log"):
+        numbers += [int(line[:4]) for line in (tmp_path / name).read_text().splitlines()]
+    # oldest file first: one unbroken run of lines ending with the last one written
+    assert numbers == list(range(numbers[0], 400)), numbers
+    assert len(numbers) > 200  # 4 files of 2000 bytes hold ~260 lines of 30 bytes
