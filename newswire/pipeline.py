@@ -247,6 +247,25 @@ class Processor:
         )
         return item, page_error
 
+    def _message(self, item: ArticleInput, now: datetime) -> ArticleMessage:
+        tags = self.tagger.tag(item.title, item.text, lead=item.lead)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "article tagged id=%s url=%s text_source=%s language=%s topics=%s",
+                item.id, item.url, item.text_source, item.language,
+                ",".join(f"{t.slug}:{t.score:.2f}" for t in tags) or "-",
+            )
+        message = build_message(
+            item,
+            tags,
+            processed_at=now,
+            replayed=self.replayed,
+            pipeline_version=__version__,
+            taxonomy_version=self.tagger.version,
+            extractor=EXTRACTOR,
+        )
+        return message
+
     async def _publish(self, inputs: list[tuple[ArticleInput, str | None]]) -> list[Outcome]:
         now = utc_now()
         outgoing: list[Outgoing] = []
@@ -277,24 +296,26 @@ class Processor:
                     "page failed url=%s reason=%s text_source=feed feed=%s",
                     item.url, page_error, item.feed.url if item.feed else None,
                 )
-            tags = self.tagger.tag(item.title, item.text, lead=item.lead)
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "article tagged id=%s url=%s text_source=%s language=%s topics=%s",
-                    item.id, item.url, item.text_source, item.language,
-                    ",".join(f"{t.slug}:{t.score:.2f}" for t in tags) or "-",
+            try:
+                message = self._message(item, now)
+                # serialised here: a message that cannot be is this article's defect
+                messages_out = article_outgoing(self.settings.topic_prefix, message, ref=("msg", candidate))
+            except Exception as exc:  # one article's defect must not stop the run
+                # A bug, or input no stage foresaw: that article goes to the dead letters with its
+                # traceback in the log, the run goes on (it failed as a whole, and every run after it).
+                log.exception("article could not be built url=%s", item.url)
+                letter = DeadLetter(
+                    stage="tag",
+                    reason="internal-error",
+                    url=item.url,
+                    feed_url=item.feed.url if item.feed else None,
+                    at=utc_iso(now),
+                    detail=f"{type(exc).__name__}: {str(exc)[:300]} (traceback in the log)",
                 )
-            message = build_message(
-                item,
-                tags,
-                processed_at=now,
-                replayed=self.replayed,
-                pipeline_version=__version__,
-                taxonomy_version=self.tagger.version,
-                extractor=EXTRACTOR,
-            )
+                outgoing.append(_dead_letter_out(self.settings.topic_prefix, letter, ref=("dl", candidate)))
+                continue
             prepared.append((candidate, message, page_error))
-            outgoing.extend(article_outgoing(self.settings.topic_prefix, message, ref=("msg", candidate)))
+            outgoing.extend(messages_out)
         results = await self.send(outgoing)
         by_candidate: dict[str, list[SendResult]] = {}
         for result in results:

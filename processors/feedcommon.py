@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-__all__ = ["FeedParseError", "absolute_http_link", "as_utc", "dedupe", "language_code"]
+__all__ = [
+    "FeedParseError",
+    "absolute_http_link",
+    "as_utc",
+    "dedupe",
+    "language_code",
+    "replace_impossible_char_refs",
+    "scrub_surrogates",
+]
 
 # Withdrawn ISO 639-1 codes still found in pages and feeds, and what replaced them.
 _OLD_CODES = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
 _SUBTAG_SEP = re.compile(r"[-_]")
 _TWO_LETTERS = re.compile(r"[a-z]{2}")
+
+
+_CHAR_REF = re.compile(rb"&#(?:[xX]0*([0-9a-fA-F]+)|0*([0-9]+));")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class FeedParseError(ValueError):
@@ -83,3 +96,36 @@ def language_code(value: object) -> str | None:
     if not _TWO_LETTERS.fullmatch(code):
         return None
     return _OLD_CODES.get(code, code)
+
+
+def _char_ref(match: re.Match[bytes]) -> bytes:
+    hex_digits, decimal = match.group(1), match.group(2)
+    digits = hex_digits or decimal
+    if len(digits) > 7:
+        return b"&#xFFFD;"
+    value = int(digits, 16 if hex_digits else 10)
+    return b"&#xFFFD;" if 0xD800 <= value <= 0xDFFF or value > 0x10FFFF else match.group(0)
+
+
+def replace_impossible_char_refs(body: bytes) -> bytes:
+    """Character references to no character (a UTF-16 surrogate, beyond U+10FFFF) become U+FFFD.
+
+    feedparser's lenient parser turns ``&#xD800;`` into a lone surrogate and then fails to encode it,
+    ``&#x110000;`` into an error: one such reference in one title lost the whole feed."""
+    if b"&#" not in body:
+        return body
+    return _CHAR_REF.sub(_char_ref, body)
+
+
+def scrub_surrogates(value: Any) -> Any:
+    """``value`` (parsed JSON) with every lone surrogate in its strings replaced by U+FFFD.
+
+    JSON may escape one (``"\\udfff"``) and Python's json module keeps it; no text with one can be
+    encoded as UTF-8, so one such item made every message of the run fail to build."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [scrub_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {scrub_surrogates(key): scrub_surrogates(item) for key, item in value.items()}
+    return value

@@ -16,7 +16,13 @@ from typing import Any
 
 import feedparser
 
-from newswire.processors.feedcommon import FeedParseError, absolute_http_link, dedupe, language_code
+from newswire.processors.feedcommon import (
+    FeedParseError,
+    absolute_http_link,
+    dedupe,
+    language_code,
+    replace_impossible_char_refs,
+)
 from newswire.processors.html_text import collapse, html_to_text, plain_to_text
 from newswire.processors.jsonfeed import looks_like_json, parse_json_feed
 from newswire.processors.xmlguard import EntityExpansionError, check_entity_expansion
@@ -64,7 +70,7 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> Parsed
         # reading "/etc/passwd" would be replaced by that file. No sanitising or URI rewriting inside
         # content: the HTML becomes plain text anyway.
         result = feedparser.parse(
-            io.BytesIO(body), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+            io.BytesIO(replace_impossible_char_refs(body)), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
         )
     except Exception as exc:  # noqa: BLE001 -- feedparser promises never to raise; a feed must not crash the run if it does
         raise FeedParseError("parser-error", f"{type(exc).__name__}: {str(exc)[:200]}") from None

@@ -65,6 +65,10 @@ _SKIP = frozenset(
 )
 _BREAK = "\x00"  # marker between blocks; cannot occur in text lxml hands back
 _WS = re.compile(r"\s+")
+# C0 controls that are not whitespace, and DEL: valid JSON as escapes, but no text has them and some
+# stores refuse them (PostgreSQL will not keep a NUL in text or jsonb).
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # no UTF-8 encodes one: it stands for a character lost
 _TAG = re.compile(r"<[^>]*>")
 _BLANK_LINES = re.compile(r"\n\s*\n")
 
@@ -82,7 +86,11 @@ def _parser() -> etree.HTMLParser:
 
 
 def collapse(text: str) -> str:
-    """All whitespace runs to one space, stripped."""
+    """All whitespace runs to one space, stripped; control characters dropped, a lone surrogate
+    replaced by U+FFFD."""
+    text = _CONTROL.sub("", text)
+    if not text.isascii():
+        text = _SURROGATE.sub("\ufffd", text)
     return _WS.sub(" ", text).strip()
 
 

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from newswire.processors.feedcommon import FeedParseError, absolute_http_link, as_utc, dedupe, language_code
+from newswire.processors.feedcommon import (
+    FeedParseError,
+    absolute_http_link,
+    as_utc,
+    dedupe,
+    language_code,
+    scrub_surrogates,
+)
 from newswire.processors.html_text import collapse, html_to_text, plain_to_text
 from newswire.records import Entry, ParsedFeed
 
 __all__ = ["looks_like_json", "parse_json_feed"]
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def looks_like_json(body: bytes, content_type: str | None) -> bool:
@@ -27,6 +37,8 @@ def parse_json_feed(body: bytes, url: str) -> ParsedFeed:
     try:
         text = body.decode(json.detect_encoding(body), "replace")
         document = json.loads(text)
+        if _SURROGATE_ESCAPE.search(text):  # rare: walk the document only then
+            document = scrub_surrogates(document)
     except (ValueError, RecursionError) as exc:
         raise FeedParseError("invalid-json", f"not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(document, dict):

@@ -396,3 +396,31 @@ def test_entries_carry_the_declared_language(body: bytes, languages: list[str | 
 )
 def test_language_code_is_the_primary_subtag_as_extraction_reports_it(tag: object, code: str | None) -> None:
     assert language_code(tag) == code
+
+
+@pytest.mark.parametrize("ref", ["&#xD800;", "&#xdfff;", "&#55296;", "&#x0D800;", "&#x110000;", "&#99999999999;"])
+def test_a_reference_to_no_character_is_replaced_and_the_feed_keeps_its_entries(ref: str) -> None:
+    """feedparser failed on each (UnicodeEncodeError, ValueError, OverflowError): the whole feed was lost."""
+    body = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        f"<item><title>bad {ref} title</title><link>http://a.test/1</link></item>"
+        "<item><title>good &#x1F600; &#xD7FF;</title><link>http://a.test/2</link></item></channel></rss>"
+    ).encode()
+    titles = [entry.title for entry in parse_feed(body, "http://a.test/feed").entries]
+    assert titles == ["bad \ufffd title", "good \U0001f600 \ud7ff"]
+
+
+def test_a_json_feed_escaping_a_lone_surrogate_gets_the_replacement_character() -> None:
+    body = (
+        b'{"version": "https://jsonfeed.org/version/1.1", "title": "t \\udc00", "items": [{"id": "1",'
+        b' "url": "http://a.test/1", "title": "a \\udfff b \\ud83d\\ude00", "content_text": "x \\ud800"}]}'
+    )
+    feed = parse_feed(body, "http://a.test/feed.json")
+    (entry,) = feed.entries
+    assert (feed.title, entry.title, entry.content) == ("t \ufffd", "a \ufffd b \U0001f600", "x \ufffd")
+
+
+def test_text_fields_drop_control_characters() -> None:
+    body = b"<rss version='2.0'><channel><item><title>a\x00b\x1b c</title><link>http://a.test/1</link></item></channel></rss>"
+    (entry,) = parse_feed(body, "http://a.test/feed").entries
+    assert entry.title == "ab c"
