@@ -525,6 +525,24 @@ class StateStore:
                 _feeds.update().where(_feeds.c.lease_owner == owner).values(lease_owner=None, lease_until=None)
             )
 
+    def lease_owners(self) -> set[str]:
+        """Every owner holding a feed lease or an article claim, expired or not."""
+        with self._tx() as conn:
+            feeds = conn.execute(sa.select(_feeds.c.lease_owner).where(_feeds.c.lease_owner.is_not(None)).distinct())
+            claims = conn.execute(sa.select(_claims.c.owner).distinct())
+            return {str(owner) for owner in [*feeds.scalars(), *claims.scalars()] if owner}
+
+    def leased_by_others(self, urls: Iterable[str], owner: str, now: datetime) -> int:
+        """How many of these feeds another owner's unexpired lease holds."""
+        c, stamp, held = _feeds.c, _iso(now), 0
+        with self._tx() as conn:
+            for chunk in _chunks(list(dict.fromkeys(urls))):
+                query = sa.select(sa.func.count()).where(
+                    c.url.in_(chunk), c.lease_owner.is_not(None), c.lease_owner != owner, c.lease_until > stamp
+                )
+                held += int(conn.execute(query).scalar_one())
+        return held
+
     def health_counts(self, now: datetime) -> HealthCounts:
         """Failing, parked and waiting feeds of the whole store, counted by the database."""
         c, stamp = _feeds.c, _iso(now)

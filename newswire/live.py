@@ -93,9 +93,51 @@ def kafka_settings(settings: Settings) -> KafkaSettings:
     )
 
 
+def _pid_namespace() -> str:
+    """This process's PID namespace (two containers may share a host name, never a namespace)."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
 def worker_id() -> str:
-    """Who holds a lease: host, process and run, so two runs of one process never share leases."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """Who holds a lease: host, process and run, so two runs of one process never share leases; then
+    the PID namespace, so that a run can tell a dead process of its own machine (see release_dead_owners)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}:{_pid_namespace()}"
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, as another user's process
+        return False
+    return False
+
+
+def release_dead_owners(store: StateStore) -> list[str]:
+    """Give back the leases and claims of runs on this machine whose process is gone.
+
+    A run killed with SIGKILL (or by the OOM killer) cannot release what it leased: every feed it held
+    stayed out of reach of the next runs for the lease's length (10 minutes by default), and they said
+    nothing of it. Only owners of this host and PID namespace are judged; a PID taken since by another
+    process keeps its leases until they expire, as before. Older owner names (without a namespace) and
+    other machines' leases expire as they always did."""
+    host, namespace = socket.gethostname(), _pid_namespace()
+    released = []
+    for owner in sorted(store.lease_owners()):
+        parts = owner.split(":")
+        if len(parts) != 4 or parts[0] != host or parts[3] != namespace or not parts[1].isdigit():
+            continue
+        if int(parts[1]) == os.getpid() or not _process_gone(int(parts[1])):
+            continue
+        store.release_feeds(owner)
+        store.release_articles(owner)
+        released.append(owner)
+        log.warning("released the leases of run %s: its process %s is gone (killed?)", owner, parts[1])
+    return released
 
 
 def _timed(fetch: Callable[..., Awaitable[FetchResult]]) -> Callable[..., Awaitable[FetchResult]]:
@@ -195,6 +237,7 @@ async def _run_once(
         now = utc_now()
         worker, lease_for = worker_id(), timedelta(seconds=settings.lease_seconds)
         store.register_feeds((f.url, f.title) for f in feeds)
+        release_dead_owners(store)
         # whatever this run leased or claimed and did not finish goes back when it ends, even by an error
         stack.callback(store.release_feeds, worker)
         stack.callback(store.release_articles, worker)
@@ -207,6 +250,7 @@ async def _run_once(
             poll_all=poll_all,
             polled_before=polled_before,
         )
+        summary.feeds_leased = store.leased_by_others([f.url for f in feeds if f.url not in leased], worker, now)
         renewal = asyncio.create_task(_renew(store, worker, lease_for))
         stack.callback(renewal.cancel)
         known = {url: state for url, state in leased.items() if state is not None}

@@ -44,6 +44,7 @@ class RunSummary:
     feeds_failing: int = 0  # listed feeds whose last poll failed (polled in this run or not)
     feeds_parked: int = 0  # listed feeds parked after repeated failures
     feeds_waiting: int = 0  # listed feeds a server asked (Retry-After) not to poll yet
+    feeds_leased: int = 0  # listed feeds due but leased by another run (concurrent, or killed not long ago)
     entries_seen: int = 0
     published: int = 0
     from_page: int = 0
@@ -64,7 +65,7 @@ class RunSummary:
             if item.name == "topics":
                 for slug, count in value.items():
                     self.topics[slug] = self.topics.get(slug, 0) + count
-            elif item.name in ("feeds_failing", "feeds_parked", "feeds_waiting"):
+            elif item.name in ("feeds_failing", "feeds_parked", "feeds_waiting", "feeds_leased"):
                 setattr(self, item.name, value)
             else:
                 setattr(self, item.name, getattr(self, item.name) + value)
@@ -100,6 +101,7 @@ class RunSummary:
             else f"run: {self.feeds_polled} feeds polled ({self.feeds_not_modified} not modified, "
             f"{self.feeds_unchanged} unchanged, {self.feeds_failed} failed); {self.feeds_failing} feeds failing, "
             f"{self.feeds_parked} parked, {self.feeds_waiting} waiting (Retry-After)"
+            + (f", {self.feeds_leased} leased by another run" if self.feeds_leased else "")
         )
         parts = [
             head,

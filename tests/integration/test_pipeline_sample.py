@@ -266,3 +266,47 @@ def test_a_loopback_page_that_was_not_allowed_is_never_fetched(
         letters = decoded(read_all(kafka_settings, kafka_settings.topic("deadletter"), expected=1))
         # the file: link is dropped by the parser; with no other link the entry cannot have an id
         assert [(d["stage"], d["reason"]) for d in letters] == [("parse", "no-link")]
+
+
+def test_a_killed_runs_leases_are_given_back_and_a_live_runs_are_kept(
+    sample_web: RunningServer, feeds_file: Path, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """A run killed with SIGKILL cannot release its leases: every feed it held stayed out of reach of the
+    next runs for the lease's length (10 minutes), which polled nothing and did not say why."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from newswire.live import worker_id
+
+    settings = pipeline_settings(kafka_settings, tmp_path / "state")
+    feeds = read_feed_list(feeds_file)
+    broken = next(f.url for f in feeds if f.url.endswith("/feeds/broken.xml"))
+    others = [f.url for f in feeds if f.url != broken]
+    killed = subprocess.run(
+        [sys.executable, "-c", (
+            "import datetime, os, pathlib, sys\n"
+            "from newswire.connectors.state import StateStore\n"
+            "from newswire.contract import utc_now\n"
+            "from newswire.live import worker_id\n"
+            "store = StateStore.in_dir(pathlib.Path(sys.argv[1]))\n"
+            "store.register_feeds((url, None) for url in sys.argv[2:])\n"
+            "store.lease_due(sys.argv[2:], owner=worker_id(), now=utc_now(), lease_for=datetime.timedelta(minutes=10))\n"
+            "os.kill(os.getpid(), 9)\n"
+        ), str(settings.state_dir), *others],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        with StateStore.in_dir(settings.state_dir) as store:  # a run still going holds the broken feed
+            store.register_feeds([(broken, None)])
+            held_by = worker_id().replace(f":{os.getpid()}:", f":{alive.pid}:")
+            assert store.lease_due([broken], owner=held_by, now=utc_now(), lease_for=timedelta(minutes=10))
+        summary = run_once(settings, feeds)
+    finally:
+        alive.kill()
+        alive.wait()
+    assert summary.published == 16 and summary.feeds_polled == 3  # the killed run's feeds, not the live one's
+    assert summary.feeds_leased == 1 and "1 leased by another run" in summary.line()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from newswire.config import settings_to_params
 from newswire.connectors.kafka import KafkaSettings, Received
@@ -163,7 +164,14 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing_once_its_leases_ex
             first.communicate(timeout=30)
             done_before = store.published_count()
             assert 0 < done_before < 600, done_before
-
+        # the dead worker ran on another machine: a worker of this one gives back the leases of a dead
+        # run of its own machine at once (test_pipeline_sample), and cannot judge another machine's
+        engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE feeds SET lease_owner = 'elsewhere:1:dead:1' WHERE lease_owner IS NOT NULL"))
+            conn.execute(sa.text("UPDATE claims SET owner = 'elsewhere:1:dead:1'"))
+        engine.dispose()
+        with StateStore(pg_url) as store:
             # a worker started at once finds every feed leased by the dead one: nothing to do yet
             early = _worker(_settings(kafka_settings, tmp_path, pg_url, lease_seconds=lease), feeds)
             assert _summary(early)["feeds_polled"] == 0
