@@ -108,6 +108,7 @@ _ADMIN_KEYS = frozenset(KafkaAdminClient.DEFAULT_CONFIG)
 _Client = TypeVar("_Client")
 _TOO_LARGE = (kerrors.MessageSizeTooLargeError, kerrors.RecordListTooLargeError)
 _PROBE_EVERY_S = 1.0
+MAX_TOPIC_NAME = 249  # Kafka's limit on a topic name
 
 
 def _client_config(settings: KafkaSettings, known: frozenset[str]) -> dict[str, Any]:
@@ -389,6 +390,12 @@ class Publisher:
         wanted = sorted(set(names) - self._ensured)
         if not wanted:
             return
+        too_long = [name for name in wanted if len(name) > MAX_TOPIC_NAME]
+        if too_long:  # the broker's refusal would come back as an internal error
+            raise KafkaConfigError(
+                f"topic {too_long[0][:60]}... is {len(too_long[0])} characters; Kafka allows {MAX_TOPIC_NAME} "
+                "(a shorter --topic-prefix or taxonomy slug)"
+            )
         admin = self._admin_client()
         try:
             existing = set(admin.list_topics())

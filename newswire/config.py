@@ -77,6 +77,11 @@ class Settings:
     def __post_init__(self) -> None:
         if not topic_chars_ok(self.topic_prefix):
             raise ConfigError(f"--topic-prefix {self.topic_prefix!r}: use letters, digits, '.', '_' or '-'")
+        if len(self.topic_prefix) > MAX_TOPIC_PREFIX:
+            raise ConfigError(
+                f"--topic-prefix is {len(self.topic_prefix)} characters; at most {MAX_TOPIC_PREFIX}, so that "
+                "'{prefix}.deadletter' fits Kafka's 249"
+            )
         check_bootstrap_servers(self.bootstrap_servers)
         # The fetch and schedule knobs are set by environment variables: errors name the variable.
         for name in ("connect_timeout", "read_timeout", "total_timeout", "poll_floor", "poll_ceiling",
@@ -211,6 +216,8 @@ def settings_from_params(params: dict[str, Any]) -> Settings:
     return Settings(**values)
 
 
+# Kafka allows 249 characters in a topic name; the longest fixed one is "{prefix}.deadletter".
+MAX_TOPIC_PREFIX = 249 - len(".deadletter")
 _TOPIC_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 

@@ -104,13 +104,19 @@ class Selection:
 
 def parse_time(text: str) -> datetime:
     """``2021-09-30``, ``2021-09-30T12:00``, ``2021-09-30T12:00:00+02:00`` or ``...Z``; no offset = UTC."""
+    value = text.strip()
+    if value.endswith("z"):  # ISO 8601 allows the lower case; Python's parser does not
+        value = value[:-1] + "Z"
     try:
-        moment = datetime.fromisoformat(text.strip())
+        moment = datetime.fromisoformat(value)
     except ValueError:
         raise ReplayError(f"{text!r} is not an ISO 8601 date or time (e.g. 2021-09-30 or 2021-09-30T12:00Z)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is a moment of year 0 in UTC
+        raise ReplayError(f"{text!r} is out of range: in UTC it falls outside the years 1 to 9999") from None
 
 
 def _canonical_or_raw(url: str) -> str:

@@ -38,6 +38,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MAX_SLUG = 200  # a topic stream is {prefix}.topic.<slug>: room for a prefix in Kafka's 249
 # A number as YAML 1.2 writes it; PyYAML (YAML 1.1) leaves "1e3" and "1e400" as strings.
 _YAML12_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
 # Deeper than any taxonomy needs; far from where the YAML composer's recursion would overflow the stack.
@@ -674,6 +675,11 @@ def _parse_topic(filename: str, node: yaml.Node) -> Topic:
     if not _SLUG_RE.match(slug):
         raise TaxonomyError(
             f"{_where(filename, slug_node)}: slug {slug!r} must be lower-case letters, digits and single hyphens"
+        )
+    if len(slug) > MAX_SLUG:
+        raise TaxonomyError(
+            f"{_where(filename, slug_node)}: slug is {len(slug)} characters; at most {MAX_SLUG} (it names the "
+            "Kafka topic {prefix}.topic.<slug>, and Kafka allows 249)"
         )
     name = _string(filename, m["name"][1], "name") if "name" in m else slug
     threshold = (

@@ -953,3 +953,18 @@ def test_a_killed_run_leaves_no_temporary_api_server_behind(
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
     assert left == [], f"temporary API server(s) {left} outlived the killed run"
+
+
+def test_times_and_names_out_of_range_are_user_errors(tmp_path: Path) -> None:
+    """Each was an internal error (exit 70): a time that leaves the calendar in UTC, a topic prefix or
+    a slug whose Kafka topic name passes 249 characters. Checked before the broker (none on port 1)."""
+    archive = tmp_path / "a.warc"
+    archive.write_bytes(b"")
+    common = ("--bootstrap-servers", "127.0.0.1:1", "--state-dir", str(tmp_path / "s"))
+    for option, value in (("--since", "0001-01-01T00:00+01:00"), ("--until", "9999-12-31T23:59-01:00")):
+        result = newswire("replay", str(archive), option, value, *common)
+        assert result.returncode == 2 and "is out of range" in one_line_error(result), result.stderr
+    long_prefix = newswire("replay", str(archive), "--topic-prefix", "p" * 239, *common)
+    assert long_prefix.returncode == 2 and "at most 238" in one_line_error(long_prefix)
+    lower_z = newswire("replay", str(archive), "--since", "2021-09-30T02:20:52z", *common)
+    assert "ISO 8601" not in lower_z.stderr  # ISO 8601 allows a lower-case z

@@ -86,6 +86,16 @@ def test_topics_created_when_missing_with_partition_count(
     assert partition_counts(settings, [a, c]) == {a: 3, c: 1}
 
 
+def test_a_topic_name_longer_than_kafka_allows_is_a_configuration_error(
+    broker: DevBroker, settings_for: SettingsFor
+) -> None:
+    """A long prefix with a long taxonomy slug: the broker's refusal ended the run as an internal error."""
+    settings = settings_for(broker.bootstrap)
+    with Publisher(settings) as publisher, pytest.raises(KafkaConfigError, match="250 characters; Kafka allows 249"):
+        publisher.ensure_topics([settings.topic("articles"), "t" * 250])
+    assert settings.topic("articles") not in topic_names(settings)  # checked before any is created
+
+
 def test_send_batch_creates_its_topics_with_the_configured_count(
     broker: DevBroker, settings_for: SettingsFor
 ) -> None:

@@ -555,6 +555,8 @@ def test_version_ignores_comments_but_not_content(tmp_path: Path) -> None:
         # deep enough for the limit, not for libyaml's own: the fast path hands it to the careful one
         ("slug: a\nterms: " + "[" * 70 + "x" + "]" * 70 + "\n", 2, "nested more than 64 levels deep"),
         ("slug: a\nterms: " + "{a: " * 5000 + "\n", 2, "nested more than 64 levels deep"),
+        # its topic stream's name would pass Kafka's 249 characters: the broker refused it mid-run
+        ("name: x\nslug: " + "a" * 201 + "\nterms: [x]\n", 2, "slug is 201 characters; at most 200"),
     ],
 )
 def test_validation_errors_name_file_and_line(tmp_path: Path, text: str, line: int, words: str) -> None:
