@@ -166,6 +166,20 @@ def state_url(state_dir: Path, url: str | None = None) -> str:
     return url or f"sqlite:///{state_dir / 'state.db'}"
 
 
+def missing_sqlite_file(state_dir: Path, url: str | None = None) -> Path | None:
+    """The SQLite file of this store when it does not exist (yet); None when it does, or the store is
+    not SQLite. For the commands that only read a store: opening one creates it."""
+    target = state_url(state_dir, url)
+    try:
+        parsed = sa.engine.make_url(target)
+    except ArgumentError:
+        return None  # the store's own check says what is wrong with the URL
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path
+
+
 def _engine(url: str) -> Engine:
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]

@@ -436,11 +436,12 @@ async def _replay(
     with ExitStack() as stack:
         store = None
         if skip_published:
-            if settings.state_url is None and not (settings.state_dir / "state.db").exists():
-                raise ReplayError(
-                    f"--skip-published: no state store in {settings.state_dir} (pass --state-dir or --state-url)"
-                )
-            from newswire.connectors.state import StateStore
+            from newswire.connectors.state import StateStore, missing_sqlite_file
+
+            missing = missing_sqlite_file(settings.state_dir, settings.state_url)
+            if missing is not None:  # opening it would create an empty store, which skips nothing
+                where = f"in {settings.state_dir}" if settings.state_url is None else f"at {missing}"
+                raise ReplayError(f"--skip-published: no state store {where} (pass --state-dir or --state-url)")
 
             store = stack.enter_context(StateStore.open(settings.state_dir, settings.state_url))
         # The broker is checked before a long scan, so a typo in --bootstrap-servers fails at once.

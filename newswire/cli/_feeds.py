@@ -44,14 +44,16 @@ def feeds_status(
     base = start(verbose, state_dir, reads_state=True)
     from datetime import UTC, datetime
 
-    from newswire.connectors.state import StateStore
+    from newswire.connectors.state import StateStore, missing_sqlite_file
     from newswire.live import schedule_settings
     from newswire.processors.schedule import ScheduleState, entries_per_day
     from newswire.records import FeedState
 
-    no_store = not state_url and not (base / "state.db").exists()
+    missing = missing_sqlite_file(base, state_url)
+    no_store = missing is not None
     if no_store and feeds is None:
-        raise UserError(f"no state store in {base} (run `newswire run` first, or pass --state-dir)")
+        where = f"in {base}" if not state_url else f"at {missing}"
+        raise UserError(f"no state store {where} (run `newswire run` first, or pass --state-dir or --state-url)")
     if feeds is not None:
         from newswire.connectors.feedlist import read_feed_list
 
@@ -198,9 +200,9 @@ def feeds_export(
 
     listed = read_feed_list(feeds)
     titles: dict[str, str | None] = {}
-    if state_url or (base / "state.db").exists():
-        from newswire.connectors.state import StateStore
+    from newswire.connectors.state import StateStore, missing_sqlite_file
 
+    if missing_sqlite_file(base, state_url) is None:  # titles from the store, never one created to ask
         with StateStore.open(base, state_url) as store:
             titles = {url: s.title for url, s in store.feeds_for(f.url for f in listed).items()}
     out = [FeedSource(f.url, f.title or titles.get(f.url)) for f in listed]

@@ -968,3 +968,25 @@ def test_times_and_names_out_of_range_are_user_errors(tmp_path: Path) -> None:
     assert long_prefix.returncode == 2 and "at most 238" in one_line_error(long_prefix)
     lower_z = newswire("replay", str(archive), "--since", "2021-09-30T02:20:52z", *common)
     assert "ISO 8601" not in lower_z.stderr  # ISO 8601 allows a lower-case z
+
+
+def test_commands_that_read_the_state_never_create_a_store_a_url_names(tmp_path: Path, feeds_file: Path) -> None:
+    """`replay --skip-published --state-url sqlite:///typo` created an empty store, skipped nothing
+    and published the whole archive again; `feeds status` and `feeds export` created one too."""
+    import io
+
+    from warcio.warcwriter import WARCWriter
+
+    url = f"sqlite:///{tmp_path / 'typo' / 'state.db'}"
+    archive = tmp_path / "a.warc.gz"
+    with archive.open("wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        writer.write_record(writer.create_warc_record("http://a.test/", "resource", payload=io.BytesIO(b"x")))
+    replayed = newswire("replay", str(archive), "--skip-published", "--state-url", url, "--bootstrap-servers", "127.0.0.1:1")
+    assert replayed.returncode == 2
+    assert f"no state store at {tmp_path / 'typo' / 'state.db'}" in one_line_error(replayed)
+    status = newswire("feeds", "status", "--state-url", url)
+    assert status.returncode == 2 and "no state store at" in one_line_error(status)
+    exported = newswire("feeds", "export", "--feeds", str(feeds_file), "--state-url", url)
+    assert exported.returncode == 0, exported.stderr
+    assert not (tmp_path / "typo").exists()
