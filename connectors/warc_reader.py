@@ -444,6 +444,8 @@ def sniff(head: bytes) -> str | None:
         return "feed"
     if text.startswith(b"{") and b"jsonfeed.org" in text:
         return "feed"
+    if b"<opml" in text:  # a feed list: its <head> and <body> are not a page's
+        return None
     if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text or b"<head" in text or b"<body" in text:
         return "page"
     return None

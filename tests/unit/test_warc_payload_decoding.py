@@ -55,3 +55,17 @@ def test_a_decompression_bomb_stops_at_the_cap(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(warc_reader, "MAX_DECODED_BYTES", 1 << 20)
     bomb = gzip.compress(b"\0" * (8 << 20))  # 8 MiB of zeros in ~8 KiB
     assert decode_payload(bomb, {"content-encoding": "gzip"}) == b""
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (b'<?xml version="1.0"?><rss version="2.0"><channel>', "feed"),
+        (b"<!DOCTYPE html><html><head><title>x</title>", "page"),
+        # a feed list (what wget archives beside the site): its <head> and <body> made it a page,
+        # and replay dead-lettered it as an article without text
+        (b'<?xml version="1.0"?><opml version="2.0"><head><title>f</title></head><body><outline', None),
+    ],
+)
+def test_what_a_document_is_is_told_by_its_start(head: bytes, kind: str | None) -> None:
+    assert warc_reader.sniff(head) == kind
