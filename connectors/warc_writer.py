@@ -6,11 +6,16 @@
 * the file being written is named ``*.warc.gz.open`` and renamed to ``*.warc.gz`` when closed or rotated,
   so a reader that globs ``*.warc.gz`` never sees a half-written file; a leftover ``.open`` file from a
   crash is trimmed to its last complete member and renamed on the next start;
+* the writer holds an exclusive ``flock`` on its ``.open`` file for as long as it writes it (taken
+  before the file has that name), and recovery takes only files it can lock: runs sharing a state dir
+  (cron beside a service, a served run's overlapping flow runs) never recover each other's live file;
+  a crashed writer's lock went with its process;
 * files rotate by size and are named by UTC time of creation.
 """
 
 from __future__ import annotations
 
+import fcntl
 import io
 import logging
 import os
@@ -142,7 +147,12 @@ class WarcArchive:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         name = f"newswire-{stamp}-{uuid.uuid4().hex[:8]}.warc.gz.open"
         self._path = self.directory / name
-        self._fh = open(self._path, "ab", buffering=0)  # noqa: SIM115 - lifetime spans many calls
+        # locked under a name recovery never looks at, then given its name: no moment when another
+        # process's recovery could take (or, being empty, delete) it
+        opening = self._path.with_name(name + "ing")
+        self._fh = open(opening, "xb", buffering=0)  # noqa: SIM115 - lifetime spans many calls
+        fcntl.flock(self._fh, fcntl.LOCK_EX)
+        os.replace(opening, self._path)
         self._size = 0
         buf = io.BytesIO()
         writer = WARCWriter(buf, gzip=False)
@@ -162,9 +172,9 @@ class WarcArchive:
     def _close_file(self) -> None:
         if self._fh is None or self._path is None:
             return
-        self._fh.close()
         final = self._path.with_name(self._path.name[: -len(".open")])
-        os.replace(self._path, final)
+        os.replace(self._path, final)  # still locked: no recovery can take it between the two
+        self._fh.close()
         log.debug("warc closed file=%s bytes=%d", final, self._size)
         self._fh = None
         self._path = None
@@ -195,18 +205,43 @@ def complete_prefix_length(path: Path) -> int:
     return good
 
 
+def _locked(path: Path) -> BinaryIO | None:
+    """``path`` opened for update with an exclusive lock, or None when a live writer holds it (or it
+    went away meanwhile)."""
+    try:
+        fh = open(path, "r+b")  # noqa: SIM115 - returned to the caller, who closes it
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    if not path.exists() or os.stat(path).st_ino != os.fstat(fh.fileno()).st_ino:
+        fh.close()  # its writer closed and renamed it, or another recovery took it, before the lock
+        return None
+    return fh
+
+
 def recover_open_files(directory: Path) -> list[Path]:
-    """Trim ``*.warc.gz.open`` files left by a crash to their complete records and close them."""
+    """Trim ``*.warc.gz.open`` files left by a crash to their complete records and close them; files
+    a live writer holds (another run on this state dir) are left to it."""
     recovered = []
-    for path in sorted(directory.glob("*.warc.gz.open")):
-        keep = complete_prefix_length(path)
-        final = path.with_name(path.name[: -len(".open")])
-        if keep == 0:
-            path.unlink()
+    for path in sorted([*directory.glob("*.warc.gz.open"), *directory.glob("*.warc.gz.opening")]):
+        fh = _locked(path)
+        if fh is None:
             continue
-        with open(path, "r+b") as fh:
+        with fh:
+            if path.name.endswith(".opening"):  # a crash between creating and naming it: empty
+                path.unlink()
+                continue
+            keep = complete_prefix_length(path)
+            if keep == 0:
+                path.unlink()
+                continue
             fh.truncate(keep)
-        os.replace(path, final)
+            final = path.with_name(path.name[: -len(".open")])
+            os.replace(path, final)
         log.warning("warc recovered file=%s kept_bytes=%d", final, keep)
         recovered.append(final)
     return recovered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,6 +78,8 @@ def test_a_crash_mid_record_is_trimmed_to_complete_records_on_next_start(tmp_pat
     archive._queue.put(None)  # drain the writer thread without closing the file: the process "dies" here
     assert archive._thread is not None
     archive._thread.join()
+    assert archive._fh is not None
+    archive._fh.close()  # as the dying process's descriptors are, which lets go of its lock
     (open_file,) = tmp_path.glob("*.warc.gz.open")
     whole = open_file.stat().st_size
     with open(open_file, "ab") as fh:
@@ -93,3 +96,25 @@ def test_an_open_file_with_no_complete_record_is_removed(tmp_path: Path) -> None
     junk.write_bytes(b"\x1f\x8b\x08garbage")
     assert recover_open_files(tmp_path) == []
     assert not junk.exists()
+
+
+def test_a_file_another_run_is_writing_is_not_recovered_from_under_it(tmp_path: Path) -> None:
+    """Runs sharing a state dir (cron beside a service, a served run's overlapping flow runs): each
+    start "recovered" the other's live file, renamed it away, and the writer died at its close
+    (FileNotFoundError, exit 70); one with no complete record yet was deleted."""
+    live = WarcArchive(tmp_path)
+    live.write(result(0), "page")
+    deadline = time.monotonic() + 10  # the writer thread opens the file with its first record
+    while not list(tmp_path.glob("*.warc.gz.open")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (open_file,) = tmp_path.glob("*.warc.gz.open")
+    other = WarcArchive(tmp_path)  # the second run's start recovers what it finds
+    assert open_file.exists() and not list(tmp_path.glob("*.warc.gz"))
+    other.write(result(1), "page")
+    other.close()
+    live.write(result(2), "page")
+    live.close()
+    closed = sorted(tmp_path.glob("*.warc.gz"))
+    assert len(closed) == 2 and not list(tmp_path.glob("*.open*"))
+    uris = sorted(r[1] for path in closed for r in records(path) if r[0] == "response")
+    assert uris == [f"http://example.test/{i}" for i in range(3)]
