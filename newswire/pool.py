@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import forkserver
 
@@ -40,11 +43,45 @@ def ignore_stop_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _exit_when_gone(parent: int) -> None:
+    """Wait for ``parent`` to end (a pidfd where Linux has one, else a check every 2 s), then end this
+    process at once: the pool's parent is gone and nothing will ever be asked of it again."""
+    try:
+        pidfd = os.pidfd_open(parent)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is not None:
+        select.select([pidfd], [], [])
+    else:
+        while True:
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                break
+            except OSError:
+                pass
+            time.sleep(2.0)
+    os._exit(0)
+
+
+def _init_worker(parent: int) -> None:
+    """A pool worker's start: stop signals left to the parent, and an end of its own when the parent
+    dies without shutting the pool down (SIGKILL, the OOM killer). Otherwise a killed run left its
+    workers and the forkserver (~390 MB) running for good: each worker waits on a queue whose writing
+    end it holds itself, and holds the forkserver's "alive" pipe, so neither ever sees an end."""
+    ignore_stop_signals()
+    threading.Thread(target=_exit_when_gone, args=(parent,), name="parent-watch", daemon=True).start()
+
+
 def extraction_pool(workers: int = 0) -> ProcessPoolExecutor:
     """Extraction is CPU-bound: a process pool, started by forkserver so the parent's threads
     (kafka-python's sender, the event loop) are never forked mid-lock. Its workers leave stop signals
     to the parent: from the forkserver's preload on, and from the initializer whatever started the
-    forkserver (a forkserver already running keeps the preload it was started with)."""
+    forkserver (a forkserver already running keeps the preload it was started with). They end when
+    the parent does, however it ends; the forkserver then follows."""
     return ProcessPoolExecutor(
-        max_workers=workers or os.cpu_count() or 1, mp_context=_context(), initializer=ignore_stop_signals
+        max_workers=workers or os.cpu_count() or 1,
+        mp_context=_context(),
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
     )

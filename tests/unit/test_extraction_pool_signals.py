@@ -68,3 +68,38 @@ def test_a_replay_stopped_early_cancels_the_parses_in_flight(monkeypatch: pytest
     made = asyncio.run(first_then_stop())
     assert len(made) == 5 and made[0].done() and not made[0].cancelled()
     assert all(future.cancelled() for future in made[1:])
+
+
+def test_workers_and_forkserver_end_when_the_parent_is_killed() -> None:
+    """SIGKILL (the OOM killer) skips the pool's shutdown: its workers waited on their queue for good,
+    and kept the forkserver alive with them (~390 MB, ignoring SIGTERM)."""
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys\n"
+        "from newswire.pool import extraction_pool\n"
+        "pool = extraction_pool(2)\n"
+        "print(' '.join(str(p) for p in {pool.submit(os.getppid).result(), *[pool.submit(os.getpid).result() for _ in range(4)]}), flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    pids = [int(p) for p in done.stdout.split()]
+    assert len(pids) >= 2  # the forkserver and at least one worker
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().split(") ", 1)[1][0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in pids if alive(pid)]
+    for pid in left:  # nothing left running should the assertion fail
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], f"{left} outlived the killed parent"
