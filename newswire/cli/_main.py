@@ -96,6 +96,10 @@ def _unknown_option(exc: Exception) -> str | None:
 def main() -> None:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
+    # A closed terminal or a dropped ssh session (SIGHUP) killed the run outright, nothing marked done
+    # and its children left behind; it stops as SIGTERM does (not under nohup, which ignores it).
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, _on_sigterm)
     try:
         code = app(standalone_mode=False)  # Ctrl-C inside a command: typer returns 130
         if session.terminated:

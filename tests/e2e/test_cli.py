@@ -286,7 +286,7 @@ def _start_run(
     )  # fmt: skip
 
 
-@pytest.mark.parametrize(("stop", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize(("stop", "status"), [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 143)])
 def test_run_without_once_keeps_polling_through_prefect_until_interrupted(
     feeds_file: Path, kafka_settings: KafkaSettings, tmp_path: Path, read_all: Any, stop: str, status: int
 ) -> None:
