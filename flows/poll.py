@@ -120,6 +120,7 @@ def poll(
             except CYCLE_ERRORS as exc:
                 if served is not None:
                     print(f"cycle not completed: {exc}; trying again at the next scheduled run", flush=True)
+                    log.warning("cycle not completed: %s", exc, extra=FILE_ONLY)
                 raise
             except Exception as exc:
                 if served is not None:  # the service goes on; without this line the failure is silent
@@ -137,6 +138,8 @@ def poll(
                 break
     if served is not None and (verbosity >= 1 or cycle_did_something(total)):
         print(total.line(), flush=True)
+    if served is not None:
+        log.info("%s", total.line(), extra=FILE_ONLY)
     create_table_artifact(
         key="newswire-poll-summary",
         table=summary_table(total),
@@ -475,8 +478,10 @@ def poll_forever(
                 summary = run_poll_flow(feeds_file, settings, poll_all=False, interval_minutes=interval_minutes)
                 if not quiet or cycle_did_something(summary):
                     report(summary.line())
+                log.info("%s", summary.line(), extra=FILE_ONLY)
             except CYCLE_ERRORS as exc:
                 report(f"cycle not completed: {exc}; trying again in {period:g} s")
+                log.warning("cycle not completed: %s", exc, extra=FILE_ONLY)
             time.sleep(max(0.0, period - (time.monotonic() - started)))
 
 

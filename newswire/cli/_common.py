@@ -4,6 +4,7 @@ options, settings from options, and the per-command session (verbosity, log file
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -185,6 +186,10 @@ def start(verbose: int, state_dir: Path | None, *, reads_state: bool = False) ->
     base = state_base(state_dir)
     log_file = None if reads_state and not base.is_dir() else base / LOG_FILE_NAME
     session.log_file = setup_logging(verbose + session.verbose, log_file)
+    if log_file is not None and session.log_file is None and base.is_dir():
+        # the state dir is there but its log is not writable: said once, not found out after a failure
+        # (a state dir that cannot be made gets its own error from the state store)
+        sys.stderr.write(f"newswire: warning: cannot write the log file {log_file}; logging to the terminal only\n")
     return base
 
 

@@ -28,6 +28,7 @@ from newswire.logs import FILE_ONLY
 log = logging.getLogger("newswire")
 
 def _fail(message: str, code: int) -> NoReturn:
+    log.error("exit %d: %s", code, message, extra=FILE_ONLY)  # the log tells why a scheduled run ended
     sys.stderr.write(f"newswire: error: {message}\n")
     raise SystemExit(code)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ from newswire.cli._common import (
     multiproc_dir,
     start,
 )
+from newswire.logs import FILE_ONLY
 
 
 @app.command()
@@ -92,6 +94,7 @@ def replay(
     except (ReplayError, WarcReadError) as exc:
         raise UserError(str(exc)) from None
     typer.echo(summary.line(replay=True))
+    logging.getLogger("newswire").info("%s", summary.line(replay=True), extra=FILE_ONLY)
     if not summary.completed:
         raise typer.Exit(EXIT_UNAVAILABLE)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -35,6 +36,7 @@ from newswire.cli._common import (
     session,
     start,
 )
+from newswire.logs import FILE_ONLY
 
 if TYPE_CHECKING:  # the flows (and Prefect) load only for the commands that run them
     from newswire.flows.poll import PrefectGone
@@ -174,6 +176,7 @@ def run(
                 settings, feed_list, poll_all=all_feeds, interval=timedelta(minutes=interval), on_progress=on_progress
             )
     typer.echo(summary.line())
+    logging.getLogger("newswire").info("%s", summary.line(), extra=FILE_ONLY)
     if not summary.completed:
         raise typer.Exit(EXIT_UNAVAILABLE)
 

@@ -43,6 +43,7 @@ def test_run_once_tail_and_feeds_status(
     assert "16 articles published (15 from pages, 1 from feeds)" in result.stdout
     assert result.stderr == ""  # quiet by default: nothing but the summary
     assert (state / "state.db").exists() and list((state / "archive").glob("*.warc.gz"))
+    assert f"INFO newswire {result.stdout.strip()[:60]}" in (state / "newswire.log").read_text()  # the log has it too
 
     tail = newswire("tail", "china", "--from-beginning", "--timeout", "2", "--json", *common)
     assert tail.returncode == 0, tail.stderr
@@ -156,6 +157,18 @@ def test_all_without_once_is_a_user_error_not_ignored(tmp_path: Path, feeds_file
     result = newswire("run", "--all", "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "s"), timeout=60)
     assert result.returncode == 2, result.stderr
     assert "--all goes with --once" in one_line_error(result)
+    # a scheduled run's log tells why it ended (it was empty on every exit 2 and 3)
+    assert "ERROR newswire exit 2: --all goes with --once" in (tmp_path / "s" / "newswire.log").read_text()
+
+
+def test_a_log_file_that_cannot_be_written_is_said_once(tmp_path: Path, feeds_file: Path) -> None:
+    (tmp_path / "s" / "newswire.log").mkdir(parents=True)
+    result = newswire("run", "--all", "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "s"), timeout=60)
+    assert result.returncode == 2
+    warning, error = result.stderr.splitlines()
+    log_file = tmp_path / "s" / "newswire.log"
+    assert warning == f"newswire: warning: cannot write the log file {log_file}; logging to the terminal only"
+    assert error.startswith("newswire: error: --all goes with --once")
 
 
 def test_a_state_dir_that_is_a_file_and_a_file_that_is_no_warc_are_user_errors(tmp_path: Path) -> None:
