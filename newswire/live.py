@@ -13,7 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from newswire import __version__
+from newswire import __version__, stopping
 from newswire.config import Settings
 from newswire.connectors.http import Fetcher, FetchSettings
 from newswire.connectors.kafka import KafkaSettings, Outgoing, Publisher
@@ -200,7 +200,7 @@ def run_once(
     The feeds polled are leased in the state store first (``settings.lease_batch`` of them at most), and
     every article is claimed by id before it is published, so workers sharing one store never poll a
     feed together nor publish an article twice. ``polled_before``: leave feeds polled since then."""
-    return asyncio.run(
+    return stopping.run(
         _run_once(
             settings,
             feeds,

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from newswire import stopping
 from newswire.config import Settings
 from newswire.connectors.kafka import KafkaSettings, Outgoing, Publisher
 from newswire.connectors.warc_reader import (
@@ -353,7 +354,7 @@ def replay(
     Raises ReplayError / WarcReadError (bad request), BrokerUnavailable, TaxonomyError, StateError.
     """
     selection = Selection(since, until, tuple(_canonical_or_raw(f) for f in feeds))
-    return asyncio.run(_replay(settings, list(paths), selection, skip_published, on_progress))
+    return stopping.run(_replay(settings, list(paths), selection, skip_published, on_progress))
 
 
 @dataclass

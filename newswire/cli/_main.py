@@ -12,6 +12,7 @@ from typing import NoReturn
 
 import typer
 
+from newswire import stopping
 from newswire.cli._common import (
     EXIT_INTERNAL,
     EXIT_UNAVAILABLE,
@@ -65,8 +66,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     """SIGTERM (a service manager stopping newswire) stops it as Ctrl-C does: what the broker
     acknowledged is marked done, the rest is retried by a later run. Exit status 143, as for SIGTERM."""
     session.terminated = True
-    # Whatever handles Ctrl-C now: inside asyncio.run, its handler cancels the main task cleanly (a
-    # KeyboardInterrupt raised here would land in whichever task runs, and asyncio prints it on exit).
+    # Inside an asyncio run, its main task is cancelled as asyncio's own Ctrl-C handler would (a
+    # KeyboardInterrupt raised here would land in whichever task runs, and asyncio prints it on exit);
+    # that handler is not there when SIGINT was ignored at the start (a job a script put in the background).
+    if stopping.request_stop():
+        return
+    # Else whatever handles Ctrl-C now (Prefect's runner in a served run).
     on_sigint = signal.getsignal(signal.SIGINT)
     if callable(on_sigint) and on_sigint is not signal.default_int_handler:
         on_sigint(signal.SIGINT, frame)

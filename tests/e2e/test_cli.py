@@ -1003,3 +1003,41 @@ def test_commands_that_read_the_state_never_create_a_store_a_url_names(tmp_path:
     exported = newswire("feeds", "export", "--feeds", str(feeds_file), "--state-url", url)
     assert exported.returncode == 0, exported.stderr
     assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "replay"])
+def test_sigterm_stops_a_run_cleanly_when_sigint_is_ignored(
+    kafka_settings: KafkaSettings, tmp_path: Path, feeds_file: Path, command: str
+) -> None:
+    """A job a script or cron puts in the background starts with SIGINT ignored, and asyncio then sets no
+    Ctrl-C handler: SIGTERM raised KeyboardInterrupt inside whichever task ran, and asyncio printed "Task
+    exception was never retrieved" while the run went on."""
+    import signal
+    import time
+
+    from demo.webserver import start_server
+    from tests.integration.pipeline_support import write_sample_feeds
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    common = ["--bootstrap-servers", kafka_settings.bootstrap_servers, "--topic-prefix", kafka_settings.topic_prefix]
+    with start_server(SAMPLE, delay=1.0) as slow:  # every answer a second late: the stop lands mid-run
+        feeds = write_sample_feeds(slow, tmp_path / "slow.opml")
+        if command == "run":
+            argv = ["run", "--once", "--feeds", str(feeds), "--allow-host", "127.0.0.1"]
+        else:  # an archive of the fast sample, replayed with the workers busy
+            made = newswire("run", "--once", "--feeds", str(feeds_file), "--state-dir", str(tmp_path / "a"),
+                            "--allow-host", "127.0.0.1", *common)  # fmt: skip
+            assert made.returncode == 0, made.stderr
+            argv = ["replay", str(tmp_path / "a" / "archive")]
+        process = subprocess.Popen(
+            [NEWSWIRE, *argv, "--state-dir", str(tmp_path / "s"), *common],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=ignore_sigint,  # noqa: PLW1509 -- one signal() call, no locks taken
+        )  # fmt: skip
+        time.sleep(2.0 if command == "run" else 1.0)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert stderr == "", stderr
