@@ -190,7 +190,14 @@ def schedule_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
                 values[key] = kind(raw)
             except ValueError:
                 raise ConfigError(f"{var}={raw!r}: expected {'a whole number' if kind is int else 'a number'}") from None
+    # read by the extraction workers themselves; checked here so that a typo is an error, not "on"
+    speedups = env.get("NEWSWIRE_TRAFILATURA_SPEEDUPS", "").strip().lower()
+    if speedups and speedups not in _SWITCH_WORDS:
+        raise ConfigError(f"NEWSWIRE_TRAFILATURA_SPEEDUPS={speedups!r}: expected 1 or 0 (on/off, true/false, yes/no)")
     return values
+
+
+_SWITCH_WORDS = frozenset({"1", "0", "on", "off", "true", "false", "yes", "no"})
 
 
 def settings_to_params(settings: Settings) -> dict[str, Any]:
