@@ -570,11 +570,12 @@ def feed_state_after(
         # another URL is polled from now on: the old one's validators mean nothing for it
         state = replace(state, etag=None, last_modified=None, body_hash=None)
     soon = now + schedule.floor
-    if not failed and not all_done and not state.waiting(now) and (state.next_poll_at or soon) > soon:
-        # entries the broker did not acknowledge: due again after the poll floor, so a run then publishes
-        # them (not at the feed's next adaptive poll, up to a day away; nor every minute while a message
-        # keeps failing, which would refetch the feed without validators at every tick)
-        state = replace(state, next_poll_at=soon, schedule_reason="pending")
+    if not failed and not all_done and not state.waiting(now):
+        # entries the broker did not acknowledge: due again after the poll floor at the latest, so a run
+        # then publishes them (not at the feed's next adaptive poll, up to a day away; nor every minute
+        # while a message keeps failing, which would refetch the feed without validators at every tick).
+        # Said so even when the plan was the floor anyway (a first poll): `feeds status` shows the backlog
+        state = replace(state, next_poll_at=min(state.next_poll_at or soon, soon), schedule_reason="pending")
     if not failed:
         state = replace(state, last_success_at=polled_at)
         if all_done and result.ok:

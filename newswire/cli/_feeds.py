@@ -81,6 +81,7 @@ def feeds_status(
             else "parked" if f.parked
             else "waiting" if f.waiting(now)
             else "failing" if f.consecutive_failures
+            else "pending" if f.schedule_reason == "pending"  # entries the broker did not acknowledge
             else "ok"
         )
         rows.append(
@@ -107,8 +108,10 @@ def feeds_status(
             }
         )
     if failing:
-        rows = [r for r in rows if r["state"] in ("failing", "parked", "waiting")]
-    counts = {k: sum(1 for r in rows if r["state"] == k) for k in ("ok", "failing", "parked", "waiting", "new")}
+        rows = [r for r in rows if r["state"] in ("failing", "parked", "waiting", "pending")]
+    counts = {
+        k: sum(1 for r in rows if r["state"] == k) for k in ("ok", "failing", "parked", "waiting", "pending", "new")
+    }
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -117,7 +120,8 @@ def feeds_status(
 
     table = Table(
         title=f"{len(rows)} feeds: {counts['ok']} ok, {counts['failing']} failing, {counts['parked']} parked, "
-        f"{counts['waiting']} waiting (Retry-After), {counts['new']} never polled"
+        f"{counts['waiting']} waiting (Retry-After), {counts['pending']} pending (not acknowledged), "
+        f"{counts['new']} never polled"
     )
     for column in ("url", "state", "last poll", "last success", "status", "entries", "fails", "next poll",
                    "last error"):
