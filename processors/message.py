@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from newswire.contract import ArticleMessage, FeedRef, Pipeline, Topic, utc_iso
 from newswire.processors.canonical import hash_normalised, normalise_text
@@ -62,13 +62,24 @@ def feed_text(entry: Entry | None) -> str:
     return ""
 
 
+_EARLIEST_ZONE = timedelta(hours=14)  # UTC+14, the first time zone to start a day
+_LATEST_ZONE = timedelta(hours=12)  # UTC-12, the last
+
+
 def _published(item: ArticleInput) -> datetime | None:
     page = item.extraction.published if item.extraction is not None else None
     feed = item.entry.published if item.entry is not None else None
-    # Pages usually give a date only (midnight); the feed's timestamp on the same day is more precise.
-    if page is not None and feed is not None and page.date() == feed.date():
+    if page is None or feed is None:
+        return page or feed
+    # Pages usually give a date only (midnight); the feed's timestamp on that day is more precise. The
+    # day is the publisher's: in UTC, its moments run from 14 h before that midnight (UTC+14) to 36 h
+    # after it (UTC-12), so an evening story west of UTC (the next day in UTC) keeps its time too.
+    if page.date() == feed.date():
         return feed
-    return page or feed
+    date_only = (page.hour, page.minute, page.second, page.microsecond) == (0, 0, 0, 0)
+    if date_only and page - _EARLIEST_ZONE <= feed < page + timedelta(days=1) + _LATEST_ZONE:
+        return feed
+    return page
 
 
 def build_message(

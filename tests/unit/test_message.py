@@ -62,3 +62,23 @@ def test_feed_only_article_of_a_german_rss_feed_is_german() -> None:
         "https://news.example/feed.xml",
     )
     assert _message(feed.entries[0], None)["language"] == "de"
+
+
+@pytest.mark.parametrize(
+    ("page", "feed", "expected"),
+    [
+        # the page's date alone, the feed's 23:30 at -05:00 (04:30 the next day in UTC): the feed's time
+        ("2021-09-14T00:00:00+00:00", "2021-09-15T04:30:00+00:00", "2021-09-15T04:30:00Z"),
+        ("2021-09-14T00:00:00+00:00", "2021-09-14T18:00:00+00:00", "2021-09-14T18:00:00Z"),  # same UTC day
+        ("2021-09-14T00:00:00+00:00", "2021-09-13T11:00:00+00:00", "2021-09-13T11:00:00Z"),  # 14 Sep at +14:00
+        # another day in every time zone: the page's date stands
+        ("2021-09-14T00:00:00+00:00", "2021-09-16T00:00:00+00:00", "2021-09-14T00:00:00Z"),
+        # a page with its own time keeps it when the days differ
+        ("2021-09-14T09:15:00+00:00", "2021-09-15T04:30:00+00:00", "2021-09-14T09:15:00Z"),
+    ],
+)
+def test_a_page_date_takes_the_feeds_time_on_the_publishers_day(page: str, feed: str, expected: str) -> None:
+    entry = Entry(link="https://news.example/a", guid=None, title="T", summary="S", content=None,
+                  published=datetime.fromisoformat(feed))
+    message = _message(entry, Extraction(text="Text.", published=datetime.fromisoformat(page)))
+    assert message["published"] == expected
