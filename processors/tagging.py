@@ -73,13 +73,15 @@ _REGION_BODY = 2
 
 # A dateline opens a wire story with the place it was filed from; the place is not the subject.
 # "MOSCOW (Reuters) -", "KABUL, Afghanistan (AP) —", "Beijing, June 3 (Xinhua) --", "MOSKAU (dpa) -",
-# "Moscow, 12 March:", and the Chinese "新华社北京6月3日电".
+# "Moscow, 12 March:", "Moscow, 8 December (AFP) -", "BEIJING/TAIPEI (Reuters) -" (a story filed from
+# two places), "МОСКВА, 8 декабря. /ТАСС/.", and the Chinese "新华社北京6月3日电".
 _DATELINE_RE = re.compile(
     r"""\s*(?:
         (?:[A-ZÀ-ÖØ-ÞА-ЯЁ][A-ZÀ-ÖØ-ÞА-ЯЁa-zß-öø-ÿа-яё.'\- ]{1,40}?)      # place
-        (?:,\s*[A-ZÀ-ÖØ-ÞА-ЯЁ][\w.' ]{1,30}?)?                             # , region / date
-        \s*(?:\([^)\n]{1,40}\))?                                           # (agency)
-        \s*(?:--|[-–—:])\s
+        (?:\s?/\s?[A-ZÀ-ÖØ-ÞА-ЯЁ][A-ZÀ-ÖØ-ÞА-ЯЁa-zß-öø-ÿа-яё.'\- ]{1,30}?){0,2}  # /another place
+        (?:,\s*[A-ZÀ-ÖØ-ÞА-ЯЁ\d][\w.' ]{1,30}?)?                          # , region / date
+        (?:\s*(?:\([^)\n]{1,40}\))?\s*(?:--|[-–—:])\s                         # (agency) -
+          |\.?\s*/[^/\n]{1,20}/\.?\s)                                        # . /AGENCY/.
       |
         [\u4e00-\u9fff]{0,8}?\d{1,2}月\d{1,2}日(?:电|訊|讯|報道|报道)
     )""",
