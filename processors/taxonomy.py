@@ -750,6 +750,7 @@ def _check_forms_can_count(slug: str, terms: tuple[Term, ...], exclude: list[str
     later term never is), or one that is itself an exclude phrase of the topic."""
     excluded = set(exclude)
     first: dict[tuple[str, bool], Term] = {}  # form -> the earliest unconditional term that has it
+    stems: list[tuple[str, bool, Term]] = []  # the unconditional terms' stems, in order
     for term in terms:
         for form in term.forms:
             key = (form, term.case_sensitive)
@@ -765,9 +766,21 @@ def _check_forms_can_count(slug: str, terms: tuple[Term, ...], exclude: list[str
                     "it first and always, so here it never counts (keep each form in one term, or give the "
                     "earlier term a 'requires' or 'unless')"
                 )
+            # a one-word form an earlier stem begins: the stem matches the same word, the same span
+            word = form.removesuffix("*")
+            if word.isalnum():
+                for stem, case_sensitive, by in stems:
+                    if case_sensitive == term.case_sensitive and word.startswith(stem):
+                        raise TaxonomyError(
+                            f"{term.source}: {form!r} begins with the stem '{stem}*' of the term at {by.source}, "
+                            "which matches the same word first and always, so here it never counts (put the "
+                            "form before the stem's term, or give that term a 'requires' or 'unless')"
+                        )
         if not term.requires and not term.unless:
             for form in term.forms:
                 first.setdefault((form, term.case_sensitive), term)
+                if form.endswith("*"):
+                    stems.append((form.removesuffix("*"), term.case_sensitive, term))
 
 
 def _parse_model(filename: str, node: yaml.Node) -> Combiner:

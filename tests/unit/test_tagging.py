@@ -557,6 +557,9 @@ def test_version_ignores_comments_but_not_content(tmp_path: Path) -> None:
         ("slug: a\nterms: " + "{a: " * 5000 + "\n", 2, "nested more than 64 levels deep"),
         # its topic stream's name would pass Kafka's 249 characters: the broker refused it mid-run
         ("name: x\nslug: " + "a" * 201 + "\nterms: [x]\n", 2, "slug is 201 characters; at most 200"),
+        # the earlier stem matches the same word first: the weight 3 never counted, and check said OK
+        ("slug: a\nterms:\n  - match: [ukrain*]\n  - match: [ukraine]\n    weight: 3\n", 4,
+         "'ukraine' begins with the stem 'ukrain*' of the term at"),
     ],
 )
 def test_validation_errors_name_file_and_line(tmp_path: Path, text: str, line: int, words: str) -> None:
@@ -809,3 +812,14 @@ def test_an_alias_can_share_one_list_between_terms(tmp_path: Path) -> None:
     )
     topic = load_taxonomy(path).topics[0]
     assert [t.unless for t in topic.terms] == [("cricket", "football"), ("cricket", "football")]
+
+
+def test_forms_a_stem_does_not_swallow_still_load() -> None:
+    """A longer phrase wins over the stem's word; a form before the stem's term counts first; a stem
+    under a condition leaves the later form its chances."""
+    text = (
+        "slug: a\nterms:\n  - match: [ukraine]\n    weight: 3\n  - match: [ukrain*]\n"
+        "  - match: [ukraine war, ukrain-russia]\n    weight: 2\n"
+        "  - match: [kyi*]\n    requires: [city]\n  - match: [kyiv]\n"
+    )
+    assert len(load_taxonomy_text(text).topics[0].terms) == 5
