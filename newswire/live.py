@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from newswire import __version__, stopping
 from newswire.config import Settings
 from newswire.connectors.http import Fetcher, FetchSettings
-from newswire.connectors.kafka import KafkaSettings, Outgoing, Publisher
+from newswire.connectors.kafka import BrokerUnavailable, KafkaSettings, Outgoing, Publisher
 from newswire.connectors.state import StateError, StateStore
 from newswire.connectors.warc_writer import WarcArchive
 from newswire.contract import DeadLetter, utc_iso, utc_now
@@ -161,16 +161,26 @@ def run_leased(
 ) -> RunSummary:
     """``run --once``: with ``lease_batch`` set, lease and poll batches of due feeds until none is left
     for this worker (other workers take batches beside it); else one :func:`run_once`."""
-    if not settings.lease_batch:
-        return run_once(settings, feeds, poll_all=poll_all, interval=interval, on_progress=on_progress,
-                        fetcher_factory=fetcher_factory)
-    started, total = utc_now(), RunSummary()
-    while True:
-        part = run_once(settings, feeds, poll_all=poll_all, interval=interval, on_progress=on_progress,
-                        fetcher_factory=fetcher_factory, polled_before=started)
-        total.add(part)
-        if part.feeds_polled == 0:
-            return total
+    try:
+        if not settings.lease_batch:
+            total = run_once(settings, feeds, poll_all=poll_all, interval=interval, on_progress=on_progress,
+                             fetcher_factory=fetcher_factory)
+        else:
+            started, total = utc_now(), RunSummary()
+            while True:
+                part = run_once(settings, feeds, poll_all=poll_all, interval=interval, on_progress=on_progress,
+                                fetcher_factory=fetcher_factory, polled_before=started)
+                total.add(part)
+                if part.feeds_polled == 0:
+                    break
+    except (BrokerUnavailable, StateError):
+        metrics().cycle_ended("unavailable")
+        raise
+    except Exception:
+        metrics().cycle_ended("error")
+        raise
+    metrics().cycle_ended("completed" if total.completed else "incomplete")
+    return total
 
 
 @dataclass

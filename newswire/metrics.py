@@ -10,6 +10,12 @@ What a run records (names as scraped):
 * ``newswire_fetch_seconds{kind}`` (feed, page), ``newswire_extract_seconds``, ``newswire_publish_seconds``
   (one broker batch): latency histograms.
 * ``newswire_most_overdue_feed_seconds``: how late the most overdue feed of the state is (0: none late).
+* ``newswire_cycles_total{outcome}``: poll cycles (one run of the due feeds) by how they ended:
+  ``completed``, ``incomplete`` (some articles not acknowledged: retried later), ``unavailable`` (the
+  broker or the state store could not be reached), ``error`` (an internal error).
+* ``newswire_last_completed_cycle_timestamp_seconds``: when a cycle last completed (Unix time; absent
+  before the first). A broker outage shows here, not as a quiet news day:
+  ``time() - newswire_last_completed_cycle_timestamp_seconds > 900`` is an alert.
 
 A Prefect process worker runs each flow run in a child process. Set ``PROMETHEUS_MULTIPROC_DIR`` (an
 empty directory, which must exist: the CLI refuses a name that is no directory) in the worker's environment and serve it with ``newswire metrics serve``: the children
@@ -41,9 +47,17 @@ class Metrics:
     extract_seconds: Histogram
     publish_seconds: Histogram
     most_overdue: Gauge
+    cycles: Counter
+    last_completed: Gauge
 
     def poll(self, outcome: str) -> None:
         self.polls.labels(outcome=outcome).inc()
+
+    def cycle_ended(self, outcome: str) -> None:
+        """``completed``, ``incomplete``, ``unavailable`` or ``error``."""
+        self.cycles.labels(outcome=outcome).inc()
+        if outcome == "completed":
+            self.last_completed.set_to_current_time()
 
     def dead_letter(self, stage: str, count: int = 1) -> None:
         if count:
@@ -76,6 +90,12 @@ def _build(registry: CollectorRegistry) -> Metrics:
         # in multiprocess mode the endpoint reports the largest value any process last set
         most_overdue=Gauge("newswire_most_overdue_feed_seconds", "Age of the most overdue feed (0: none late)",
                            registry=registry, multiprocess_mode="livemax"),
+        cycles=Counter("newswire_cycles", "Poll cycles by how they ended (completed, incomplete, unavailable, "
+                       "error)", ["outcome"], registry=registry),
+        # "max": a served run's cycles run in child processes that are gone by the next scrape
+        last_completed=Gauge("newswire_last_completed_cycle_timestamp_seconds",
+                             "When a poll cycle last completed (Unix time)", registry=registry,
+                             multiprocess_mode="max"),
     )
 
 

@@ -329,6 +329,7 @@ def test_run_without_once_serves_its_own_metrics_and_removes_their_files(
     endpoint (they were counted in a registry the endpoint does not read: /metrics showed no newswire
     family), and the samples' directory goes when the run ends."""
     import signal
+    import time
     import urllib.request
 
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
@@ -358,6 +359,10 @@ def test_run_without_once_serves_its_own_metrics_and_removes_their_files(
     assert process.returncode == 130, stderr
     assert "newswire_articles_published_total 16.0" in scraped, scraped
     assert 'newswire_polls_total{outcome="200"} 3.0' in scraped, scraped
+    # an alert can tell a broker outage from a quiet news day
+    assert 'newswire_cycles_total{outcome="completed"} 1.0' in scraped, scraped
+    (stamp,) = [line for line in scraped.splitlines() if line.startswith("newswire_last_completed_cycle_timestamp")]
+    assert abs(float(stamp.split()[-1]) - time.time()) < 300, stamp
     assert not list((tmp_path / "state" / "metrics").glob("*/*.db"))
 
 
