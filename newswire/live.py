@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import socket
@@ -37,7 +38,7 @@ from newswire.polling import Poller, poll_feeds
 from newswire.pool import extraction_pool
 from newswire.processors.schedule import ScheduleSettings
 from newswire.processors.tagging import Tagger, load_taxonomy
-from newswire.records import FeedSource, FeedState, FetchResult, PublishedRow
+from newswire.records import Entry, FeedSource, FeedState, FetchResult, PublishedRow
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,13 @@ def _pid_namespace() -> str:
         return str(os.stat("/proc/self/ns/pid").st_ino)
     except OSError:
         return "-"
+
+
+def rejected_entry_key(feed_url: str, entry: Entry) -> str:
+    """The id under which an entry that cannot be an article (no usable link) is marked done once its
+    dead letter is acknowledged: every later poll of a changed feed dead-lettered it again."""
+    ident = entry.guid or entry.title or entry.summary or entry.content or ""
+    return hashlib.sha256(f"rejected-entry\n{feed_url}\n{ident}".encode()).hexdigest()[:32]
 
 
 def worker_id() -> str:
@@ -332,7 +340,12 @@ async def _run_once(
                 summary.entries_seen += len(item.parsed.entries)
                 tallies[item.feed.url].candidates = len(candidates)
                 tallies[item.feed.url].rejected = len(rejected)
-                for entry, reason in rejected:
+                keys = {rejected_entry_key(item.feed.url, entry): (entry, reason) for entry, reason in rejected}
+                told = store.published_among(keys) if keys else set()
+                for key, (entry, reason) in keys.items():
+                    if key in told:  # dead-lettered by an earlier poll: once is enough
+                        log.debug("entry rejected before feed=%s entry=%r", item.feed.url, entry.guid or entry.title)
+                        continue
                     log.info("entry rejected feed=%s reason=%s entry=%r", item.feed.url, reason, entry.guid or entry.title)
                     letters.append(
                         _dead_letter_out(
@@ -345,6 +358,7 @@ async def _run_once(
                                 at=utc_iso(utc_now()),
                                 detail=f"entry {entry.guid or entry.title!r}: {reason}",
                             ),
+                            ref=PublishedRow(key, entry.link or item.feed.url, item.feed.url),
                         )
                     )
                 for candidate in candidates:
@@ -428,11 +442,15 @@ async def _run_once(
 
         # commit: ids first (only what the broker acknowledged), then the feeds' validators
         if letters:
+            told_now: list[PublishedRow] = []
             for result in await processor.send(letters):
                 if result.ok:
                     summary.dead_letters += 1
+                    if isinstance(result.item.ref, PublishedRow):
+                        told_now.append(result.item.ref)
                 else:
                     summary.publish_failures += 1
+            store.mark_published(told_now, utc_now())
         finished = utc_now()
         for outcome in outcomes:
             summary.count(outcome)

@@ -310,3 +310,35 @@ def test_a_killed_runs_leases_are_given_back_and_a_live_runs_are_kept(
         alive.wait()
     assert summary.published == 16 and summary.feeds_polled == 3  # the killed run's feeds, not the live one's
     assert summary.feeds_leased == 1 and "1 leased by another run" in summary.line()
+
+
+def test_an_entry_without_a_link_is_dead_lettered_once_not_at_every_change_of_its_feed(
+    kafka_settings: KafkaSettings, tmp_path: Path, read_all: ReadAll
+) -> None:
+    """Every poll of a changed feed dead-lettered its link-less entries again: a busy feed sent one
+    duplicate dead letter per bad entry per poll, which a consumer could only tell apart by `detail`."""
+    from demo.webserver import start_server
+
+    root = tmp_path / "site"
+    root.mkdir()
+    item = "<item><title>{0}</title><link>__BASE__/{0}</link><description>text of {0}</description></item>"
+    nolink = "<item><guid isPermaLink='false'>e5</guid><title>No link</title><description>x</description></item>"
+
+    def write(*names: str) -> None:
+        items = "".join(item.format(n) for n in names)
+        (root / "feed.xml").write_text(f"<rss version='2.0'><channel><title>F</title>{nolink}{items}</channel></rss>")
+
+    write("a1")
+    with start_server(root) as web:
+        (root / "feed.xml").write_bytes(web.substitute((root / "feed.xml").read_bytes()))
+        feeds = tmp_path / "feeds.txt"
+        feeds.write_text(web.url("/feed.xml") + "\n")
+        settings = pipeline_settings(kafka_settings, tmp_path / "state")
+        first = run_once(settings, read_feed_list(feeds), poll_all=True)
+        write("a1", "a2")  # the feed changes: one entry more, the link-less one still there
+        (root / "feed.xml").write_bytes(web.substitute((root / "feed.xml").read_bytes()))
+        second = run_once(settings, read_feed_list(feeds), poll_all=True)
+    assert (first.dead_letters, first.published) == (1, 1)
+    assert (second.dead_letters, second.published) == (0, 1)
+    letters = decoded(read_all(kafka_settings, kafka_settings.topic("deadletter"), expected=1))
+    assert [(letter["reason"], letter["detail"]) for letter in letters] == [("no-link", "entry 'e5': no-link")]
