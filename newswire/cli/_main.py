@@ -29,7 +29,8 @@ from newswire.logs import FILE_ONLY
 log = logging.getLogger("newswire")
 
 def _fail(message: str, code: int) -> NoReturn:
-    log.error("exit %d: %s", code, message, extra=FILE_ONLY)  # the log tells why a scheduled run ended
+    if session.log_file is not None:  # the log tells why a scheduled run ended (none set up: no record)
+        log.error("exit %d: %s", code, message, extra=FILE_ONLY)
     sys.stderr.write(f"newswire: error: {message}\n")
     raise SystemExit(code)
 
