@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 from newswire import __version__
 from newswire.config import Settings
 from newswire.connectors.kafka import BrokerUnavailable, Outgoing, Publisher, SendResult
-from newswire.contract import ArticleMessage, DeadLetter, topic_for, utc_iso, utc_now
+from newswire.contract import ArticleMessage, DeadLetter, Stage, topic_for, utc_iso, utc_now
 from newswire.metrics import metrics
 from newswire.processors.canonical import InvalidURL, article_id, canonical_url
 from newswire.processors.extract_task import EXTRACTOR, extract_page
@@ -268,6 +268,20 @@ class Processor:
         )
         return message
 
+    def _letter(
+        self, item: ArticleInput, candidate: Candidate, now: datetime, stage: Stage, reason: str, detail: str
+    ) -> Outgoing:
+        """The dead letter of an article that cannot be published."""
+        letter = DeadLetter(
+            stage=stage,
+            reason=reason,
+            url=item.url,
+            feed_url=item.feed.url if item.feed else None,
+            at=utc_iso(now),
+            detail=detail,
+        )
+        return _dead_letter_out(self.settings.topic_prefix, letter, ref=("dl", candidate))
+
     async def _publish(self, inputs: list[tuple[ArticleInput, str | None]]) -> list[Outcome]:
         now = utc_now()
         outgoing: list[Outgoing] = []
@@ -280,15 +294,8 @@ class Processor:
                     "article dead-lettered url=%s reason=no-text page=%s feed=%s",
                     item.url, page_error or "none", item.feed.url if item.feed else None,
                 )
-                letter = DeadLetter(
-                    stage="extract",
-                    reason="no-text",
-                    url=item.url,
-                    feed_url=item.feed.url if item.feed else None,
-                    at=utc_iso(now),
-                    detail=f"page: {page_error or 'none'}; the feed entry carries no text either",
-                )
-                outgoing.append(_dead_letter_out(self.settings.topic_prefix, letter, ref=("dl", candidate)))
+                detail = f"page: {page_error or 'none'}; the feed entry carries no text either"
+                outgoing.append(self._letter(item, candidate, now, "extract", "no-text", detail))
                 continue
             if page_error is not None:
                 # the page could not be used: the article is published with the feed entry's own text
@@ -306,15 +313,8 @@ class Processor:
                 # A bug, or input no stage foresaw: that article goes to the dead letters with its
                 # traceback in the log, the run goes on (it failed as a whole, and every run after it).
                 log.exception("article could not be built url=%s", item.url)
-                letter = DeadLetter(
-                    stage="tag",
-                    reason="internal-error",
-                    url=item.url,
-                    feed_url=item.feed.url if item.feed else None,
-                    at=utc_iso(now),
-                    detail=f"{type(exc).__name__}: {str(exc)[:300]} (traceback in the log)",
-                )
-                outgoing.append(_dead_letter_out(self.settings.topic_prefix, letter, ref=("dl", candidate)))
+                detail = f"{type(exc).__name__}: {str(exc)[:300]} (traceback in the log)"
+                outgoing.append(self._letter(item, candidate, now, "tag", "internal-error", detail))
                 continue
             prepared.append((candidate, message, page_error))
             outgoing.extend(messages_out)
