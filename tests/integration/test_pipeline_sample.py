@@ -342,3 +342,27 @@ def test_an_entry_without_a_link_is_dead_lettered_once_not_at_every_change_of_it
     assert (second.dead_letters, second.published) == (0, 1)
     letters = decoded(read_all(kafka_settings, kafka_settings.topic("deadletter"), expected=1))
     assert [(letter["reason"], letter["detail"]) for letter in letters] == [("no-link", "entry 'e5': no-link")]
+
+
+def test_an_entry_with_no_text_anywhere_is_dead_lettered_by_the_extract_stage(
+    kafka_settings: KafkaSettings, tmp_path: Path, read_all: ReadAll
+) -> None:
+    from demo.webserver import start_server
+
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "feed.xml").write_text(
+        "<rss version='2.0'><channel><title>F</title><item><title>Gone</title><link>__BASE__/gone</link></item>"
+        "</channel></rss>"
+    )  # no description, and the page is a 404
+    with start_server(root) as web:
+        (root / "feed.xml").write_bytes(web.substitute((root / "feed.xml").read_bytes()))
+        feeds = tmp_path / "feeds.txt"
+        feeds.write_text(web.url("/feed.xml") + "\n")
+        summary = run_once(pipeline_settings(kafka_settings, tmp_path / "state"), read_feed_list(feeds))
+    assert (summary.published, summary.dead_letters) == (0, 1)
+    (letter,) = decoded(read_all(kafka_settings, kafka_settings.topic("deadletter"), expected=1))
+    assert schema_errors(letter, deadletter=True) == []
+    assert (letter["stage"], letter["reason"]) == ("extract", "no-text")
+    assert letter["detail"] == "page: http-404; the feed entry carries no text either"
+    assert letter["url"] == web.url("/gone")
