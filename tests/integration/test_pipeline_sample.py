@@ -352,9 +352,9 @@ def test_an_entry_with_no_text_anywhere_is_dead_lettered_by_the_extract_stage(
     root = tmp_path / "site"
     root.mkdir()
     (root / "feed.xml").write_text(
-        "<rss version='2.0'><channel><title>F</title><item><title>Gone</title><link>__BASE__/gone</link></item>"
+        "<rss version='2.0'><channel><title>F</title><item><link>__BASE__/gone</link></item>"
         "</channel></rss>"
-    )  # no description, and the page is a 404
+    )  # no title, no description, and the page is a 404
     with start_server(root) as web:
         (root / "feed.xml").write_bytes(web.substitute((root / "feed.xml").read_bytes()))
         feeds = tmp_path / "feeds.txt"
