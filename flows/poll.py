@@ -190,12 +190,14 @@ def run_poll_flow(feeds_file: Path, settings: Settings, *, poll_all: bool, inter
     return RunSummary(**result)
 
 
+MIN_TICK = timedelta(seconds=1)
 TICK = timedelta(minutes=1)  # how often due feeds are looked for; each feed keeps its own schedule
 
 
 def tick(interval_minutes: float) -> timedelta:
-    """How often a long-running run looks for due feeds: every minute, or every ``--interval`` if shorter."""
-    return min(TICK, timedelta(minutes=interval_minutes))
+    """How often a long-running run looks for due feeds: every minute, or every ``--interval`` if shorter,
+    but not more than once a second (``--interval 1e-9`` made a flow run as fast as Prefect could)."""
+    return max(MIN_TICK, min(TICK, timedelta(minutes=interval_minutes)))
 
 
 def every(interval_minutes: float) -> str:
