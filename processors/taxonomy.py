@@ -1,6 +1,7 @@
 """Loading and validating a topic taxonomy (YAML), with errors that name the file and line.
 
-A taxonomy is one YAML file or a directory of them (``*.yaml``/``*.yml``, read in name order). A file
+A taxonomy is one YAML file or a directory of them (``*.yaml``/``*.yml``, read in name order; hidden
+files are skipped). A file
 holds one topic (a mapping with ``slug``) or several (a mapping with ``topics: [...]``). The format is
 documented in ``docs/tagging.md``; the shipped taxonomy lives in ``newswire/taxonomy/``.
 
@@ -203,7 +204,10 @@ def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
         return _build("builtin", [(f"newswire/taxonomy/{name}", text) for name, text in docs])
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+        # hidden files are not topics: macOS writes "._china.yaml" beside a copied file, editors ".x.yaml"
+        files = sorted(
+            f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and not f.name.startswith(".") and f.is_file()
+        )
         if not files:
             raise TaxonomyError(f"{p}: no .yaml or .yml files in this directory")
         name = p.name or "taxonomy"

@@ -823,3 +823,12 @@ def test_forms_a_stem_does_not_swallow_still_load() -> None:
         "  - match: [kyi*]\n    requires: [city]\n  - match: [kyiv]\n"
     )
     assert len(load_taxonomy_text(text).topics[0].terms) == 5
+
+
+def test_hidden_files_in_a_taxonomy_directory_are_not_topics(tmp_path: Path) -> None:
+    """macOS leaves "._china.yaml" (binary) beside every file it copies to a foreign disk; editors leave
+    hidden copies too. Each was read as a topic file: a "not UTF-8" or duplicate-topic error."""
+    write(tmp_path, "china.yaml", "slug: china\nterms: [beijing]\n")
+    (tmp_path / "._china.yaml").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    write(tmp_path, ".china.yaml", "slug: china\nterms: [peking]\n")
+    assert [t.slug for t in load_taxonomy(tmp_path).topics] == ["china"]
