@@ -132,6 +132,8 @@ def warc_files(paths: Iterable[Path]) -> list[Path]:
             found.extend(inside)
         elif path.is_file():
             _check_warc(path)
+            if path.name.endswith(".open"):  # skipped in a directory; named, it is read, and said so
+                log.warning("%s is still being written (or was left by a crash): its complete records are read", path)
             found.append(path)
         else:
             raise WarcReadError(f"{path}: no such file or directory")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from pathlib import Path
 
 import brotli
 import pytest
@@ -69,3 +70,18 @@ def test_a_decompression_bomb_stops_at_the_cap(monkeypatch: pytest.MonkeyPatch) 
 )
 def test_what_a_document_is_is_told_by_its_start(head: bytes, kind: str | None) -> None:
     assert warc_reader.sniff(head) == kind
+
+
+def test_an_open_warc_named_directly_is_read_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Inside a directory a *.open file is skipped with a warning; named, it was read without a word."""
+    import io
+
+    from warcio.warcwriter import WARCWriter
+
+    path = tmp_path / "newswire-x.warc.gz.open"
+    with path.open("wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        writer.write_record(writer.create_warc_record("http://a.test/", "resource", payload=io.BytesIO(b"x")))
+    with caplog.at_level("WARNING", logger="newswire.connectors.warc_reader"):
+        assert warc_reader.warc_files([path]) == [path]
+    assert any("still being written" in r.getMessage() for r in caplog.records)
