@@ -21,6 +21,8 @@ from newswire.cli._common import (
 )
 from newswire.config import Settings, schedule_from_env
 
+EXIT_TROUBLE = 1  # feeds status --check: a feed is failing, parked or pending
+
 
 @feeds_app.command("status")
 def feeds_status(
@@ -34,7 +36,13 @@ def feeds_status(
             show_default=False,
         ),
     ] = None,
-    failing: Annotated[bool, typer.Option("--failing", help="Only feeds that are failing or parked.")] = False,
+    failing: Annotated[
+        bool, typer.Option("--failing", help="Only feeds that need attention: failing, parked, waiting or pending.")
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Exit 1 when a feed is failing, parked or pending (for health checks)."),
+    ] = False,
     state_dir: StateDirOpt = None,
     state_url: StateUrlOpt = None,
     verbose: VerboseOpt = 0,
@@ -107,6 +115,8 @@ def feeds_status(
                 "discovered_url": f.discovered_url,
             }
         )
+    # a server's Retry-After is its request, not trouble: --failing shows those feeds, --check lets them be
+    troubled = any(r["state"] in ("failing", "parked", "pending") for r in rows)
     if failing:
         rows = [r for r in rows if r["state"] in ("failing", "parked", "waiting", "pending")]
     counts = {
@@ -114,7 +124,13 @@ def feeds_status(
     }
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
-        return
+    else:
+        _print_table(rows, counts)
+    if check and troubled:
+        raise typer.Exit(EXIT_TROUBLE)
+
+
+def _print_table(rows: list[dict[str, Any]], counts: dict[str, int]) -> None:
     from rich.console import Console
     from rich.table import Table
 

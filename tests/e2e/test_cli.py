@@ -55,6 +55,12 @@ def test_run_once_tail_and_feeds_status(
     rows = {r["url"].rsplit("/", 1)[-1]: r for r in json.loads(status.stdout)}
     assert rows["broken.xml"]["consecutive_failures"] == 1 and "ill-formed" in rows["broken.xml"]["last_error"]
     assert rows["courier.xml"]["http_status"] == 200 and rows["courier.xml"]["entries_seen"] == 6
+    # a health check: exit 1 while a feed is in trouble (the broken one), 0 for the healthy ones alone
+    checked = newswire("feeds", "status", "--check", "--state-dir", str(state))
+    assert checked.returncode == 1 and "broken.xml" in checked.stdout, checked.stderr
+    healthy = tmp_path / "healthy.txt"
+    healthy.write_text(rows["courier.xml"]["url"] + "\n")
+    assert newswire("feeds", "status", "--check", "--feeds", str(healthy), "--state-dir", str(state)).returncode == 0
 
 
 def test_verbose_runs_log_each_stages_decisions(
