@@ -26,6 +26,8 @@ from kafka import errors as kerrors
 from kafka.admin import NewTopic
 from kafka.structs import OffsetAndMetadata
 
+from newswire.contract import MAX_TOPIC_NAME
+
 log = logging.getLogger(__name__)
 
 
@@ -108,7 +110,6 @@ _ADMIN_KEYS = frozenset(KafkaAdminClient.DEFAULT_CONFIG)
 _Client = TypeVar("_Client")
 _TOO_LARGE = (kerrors.MessageSizeTooLargeError, kerrors.RecordListTooLargeError)
 _PROBE_EVERY_S = 1.0
-MAX_TOPIC_NAME = 249  # Kafka's limit on a topic name
 
 
 def _client_config(settings: KafkaSettings, known: frozenset[str]) -> dict[str, Any]:

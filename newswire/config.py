@@ -9,6 +9,8 @@ from typing import Any
 
 from platformdirs import user_data_dir
 
+from newswire.contract import MAX_TOPIC_NAME
+
 
 class ConfigError(ValueError):
     """A bad option value (one-line message)."""
@@ -80,7 +82,7 @@ class Settings:
         if len(self.topic_prefix) > MAX_TOPIC_PREFIX:
             raise ConfigError(
                 f"--topic-prefix is {len(self.topic_prefix)} characters; at most {MAX_TOPIC_PREFIX}, so that "
-                "'{prefix}.deadletter' fits Kafka's 249"
+                f"'{{prefix}}.deadletter' fits Kafka's {MAX_TOPIC_NAME}"
             )
         check_bootstrap_servers(self.bootstrap_servers)
         # The fetch and schedule knobs are set by environment variables: errors name the variable.
@@ -223,8 +225,8 @@ def settings_from_params(params: dict[str, Any]) -> Settings:
     return Settings(**values)
 
 
-# Kafka allows 249 characters in a topic name; the longest fixed one is "{prefix}.deadletter".
-MAX_TOPIC_PREFIX = 249 - len(".deadletter")
+# the longest fixed topic name is "{prefix}.deadletter"
+MAX_TOPIC_PREFIX = MAX_TOPIC_NAME - len(".deadletter")
 _TOPIC_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 

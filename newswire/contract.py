@@ -134,6 +134,9 @@ def load_schema(name: str = "article-v1") -> dict[str, Any]:
     return result
 
 
+MAX_TOPIC_NAME = 249  # Kafka's limit on the length of a topic name
+
+
 def topic_names(prefix: str) -> dict[str, str]:
     return {"articles": f"{prefix}.articles", "deadletter": f"{prefix}.deadletter"}
 

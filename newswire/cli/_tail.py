@@ -33,10 +33,13 @@ def tail(
 
     name = topic_name(topic_prefix, topic)
     from newswire.config import topic_chars_ok
+    from newswire.contract import MAX_TOPIC_NAME
 
-    if not topic.strip(".") or len(name) > 249 or not topic_chars_ok(name):
+    if not topic.strip(".") or len(name) > MAX_TOPIC_NAME or not topic_chars_ok(name):
         # such a topic cannot exist: waiting for it would wait forever
-        raise UserError(f"{name!r} cannot be a Kafka topic: use letters, digits, '.', '_' or '-' (up to 249)")
+        raise UserError(
+            f"{name!r} cannot be a Kafka topic: use letters, digits, '.', '_' or '-' (up to {MAX_TOPIC_NAME})"
+        )
     check_bootstrap_servers(bootstrap_servers)
     settings = KafkaSettings(
         bootstrap_servers=bootstrap_servers,
