@@ -47,8 +47,7 @@ from newswire.connectors.feedlist import FeedListError, read_feed_list
 from newswire.connectors.kafka import BrokerUnavailable
 from newswire.connectors.state import StateError
 from newswire.contract import utc_now
-from newswire.live import run_once
-from newswire.metrics import metrics
+from newswire.live import count_cycle, run_once
 from newswire.pipeline import RunSummary
 from newswire.processors.taxonomy import TaxonomyError
 
@@ -119,13 +118,13 @@ def poll(
             try:
                 part = poll_batch(str(Path(feeds_file)), params, poll_all, interval_minutes, started)
             except CYCLE_ERRORS as exc:
-                metrics().cycle_ended("unavailable" if isinstance(exc, (BrokerUnavailable, StateError)) else "error")
+                count_cycle(None, exc)
                 if served is not None:
                     print(f"cycle not completed: {exc}; trying again at the next scheduled run", flush=True)
                     log.warning("cycle not completed: %s", exc, extra=FILE_ONLY)
                 raise
             except Exception as exc:
-                metrics().cycle_ended("error")
+                count_cycle(None, exc)
                 if served is not None:  # the service goes on; without this line the failure is silent
                     log.exception("internal error in a served cycle")
                     where = f"traceback in {log_file}" if log_file is not None else "no log file could be written"
@@ -139,7 +138,7 @@ def poll(
             batches += 1
             if not part.get("feeds_polled") or (max_batches and batches >= max_batches):
                 break
-    metrics().cycle_ended("completed" if total.completed else "incomplete")
+    count_cycle(total)
     if served is not None and (verbosity >= 1 or cycle_did_something(total)):
         print(total.line(), flush=True)
     if served is not None:

@@ -181,14 +181,20 @@ def run_leased(
                 total.add(part)
                 if part.feeds_polled == 0:
                     break
-    except (BrokerUnavailable, StateError):
-        metrics().cycle_ended("unavailable")
+    except Exception as exc:
+        count_cycle(None, exc)
         raise
-    except Exception:
-        metrics().cycle_ended("error")
-        raise
-    metrics().cycle_ended("completed" if total.completed else "incomplete")
+    count_cycle(total)
     return total
+
+
+def count_cycle(summary: RunSummary | None, error: BaseException | None = None) -> None:
+    """A poll cycle's end, for ``newswire_cycles_total``: completed, incomplete (articles the broker did
+    not acknowledge), unavailable (the broker or the state store could not be reached), or error."""
+    if error is not None:
+        metrics().cycle_ended("unavailable" if isinstance(error, (BrokerUnavailable, StateError)) else "error")
+    elif summary is not None:
+        metrics().cycle_ended("completed" if summary.completed else "incomplete")
 
 
 @dataclass
