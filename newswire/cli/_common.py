@@ -3,6 +3,7 @@ options, settings from options, and the per-command session (verbosity, log file
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import typer
 
 from newswire import __version__
 from newswire.config import Settings, default_state_dir, parse_kafka_options, schedule_from_env
-from newswire.logs import LOG_FILE_NAME, setup_logging
+from newswire.logs import FILE_ONLY, LOG_FILE_NAME, setup_logging
 
 
 def _flag_help_type(display: Any) -> Any:
@@ -191,6 +192,15 @@ def start(verbose: int, state_dir: Path | None, *, reads_state: bool = False) ->
         # (a state dir that cannot be made gets its own error from the state store)
         sys.stderr.write(f"newswire: warning: cannot write the log file {log_file}; logging to the terminal only\n")
     return base
+
+
+def finish(summary_line: str, *, completed: bool) -> None:
+    """A run's or replay's end: its summary line on stdout and in the log (what a scheduled run did),
+    then exit 3 when something was not published."""
+    typer.echo(summary_line)
+    logging.getLogger("newswire").info("%s", summary_line, extra=FILE_ONLY)
+    if not completed:
+        raise typer.Exit(EXIT_UNAVAILABLE)
 
 
 def multiproc_dir(*, writes: bool) -> Path | None:

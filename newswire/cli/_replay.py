@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +9,6 @@ from typing import Annotated, Any
 import typer
 
 from newswire.cli._common import (
-    EXIT_UNAVAILABLE,
     BootstrapOpt,
     KafkaOpt,
     PrefixOpt,
@@ -20,11 +18,11 @@ from newswire.cli._common import (
     UserError,
     VerboseOpt,
     app,
+    finish,
     make_settings,
     multiproc_dir,
     start,
 )
-from newswire.logs import FILE_ONLY
 
 
 @app.command()
@@ -93,10 +91,7 @@ def replay(
             )
     except (ReplayError, WarcReadError) as exc:
         raise UserError(str(exc)) from None
-    typer.echo(summary.line(replay=True))
-    logging.getLogger("newswire").info("%s", summary.line(replay=True), extra=FILE_ONLY)
-    if not summary.completed:
-        raise typer.Exit(EXIT_UNAVAILABLE)
+    finish(summary.line(replay=True), completed=summary.completed)
 
 
 class _ReplayProgress:

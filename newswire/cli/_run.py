@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -13,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from newswire.cli._common import (
-    EXIT_UNAVAILABLE,
     MAX_INTERVAL_MINUTES,
     AllowHostOpt,
     ArchiveDirOpt,
@@ -31,12 +29,12 @@ from newswire.cli._common import (
     UserError,
     VerboseOpt,
     app,
+    finish,
     make_settings,
     multiproc_dir,
     session,
     start,
 )
-from newswire.logs import FILE_ONLY
 
 if TYPE_CHECKING:  # the flows (and Prefect) load only for the commands that run them
     from newswire.flows.poll import PrefectGone
@@ -175,10 +173,7 @@ def run(
             summary = run_leased(
                 settings, feed_list, poll_all=all_feeds, interval=timedelta(minutes=interval), on_progress=on_progress
             )
-    typer.echo(summary.line())
-    logging.getLogger("newswire").info("%s", summary.line(), extra=FILE_ONLY)
-    if not summary.completed:
-        raise typer.Exit(EXIT_UNAVAILABLE)
+    finish(summary.line(), completed=summary.completed)
 
 
 def _start_temporary_api() -> None:
