@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from newswire.processors.html_text import replace_lone_surrogates
+
 __all__ = [
     "FeedParseError",
     "absolute_http_link",
@@ -24,7 +26,6 @@ _TWO_LETTERS = re.compile(r"[a-z]{2}")
 
 
 _CHAR_REF = re.compile(rb"&#(?:[xX]0*([0-9a-fA-F]+)|0*([0-9]+));")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class FeedParseError(ValueError):
@@ -123,7 +124,7 @@ def scrub_surrogates(value: Any) -> Any:
     JSON may escape one (``"\\udfff"``) and Python's json module keeps it; no text with one can be
     encoded as UTF-8, so one such item made every message of the run fail to build."""
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
+        return replace_lone_surrogates(value)
     if isinstance(value, list):
         return [scrub_surrogates(item) for item in value]
     if isinstance(value, dict):

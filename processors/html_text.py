@@ -90,8 +90,14 @@ def collapse(text: str) -> str:
     replaced by U+FFFD."""
     text = _CONTROL.sub("", text)
     if not text.isascii():
-        text = _SURROGATE.sub("\ufffd", text)
+        text = replace_lone_surrogates(text)
     return _WS.sub(" ", text).strip()
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with each lone UTF-16 surrogate (a JSON escape, a bad character reference) as U+FFFD:
+    no text holding one can be encoded as UTF-8."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def plain_to_text(text: str, *, paragraphs: bool = False) -> str:
