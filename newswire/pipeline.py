@@ -250,6 +250,7 @@ class Processor:
         return item, page_error
 
     def _message(self, item: ArticleInput, now: datetime) -> ArticleMessage:
+        """The article's tags and message; what it raises is this article's defect alone."""
         tags = self.tagger.tag(item.title, item.text, lead=item.lead)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -257,7 +258,7 @@ class Processor:
                 item.id, item.url, item.text_source, item.language,
                 ",".join(f"{t.slug}:{t.score:.2f}" for t in tags) or "-",
             )
-        message = build_message(
+        return build_message(
             item,
             tags,
             processed_at=now,
@@ -266,7 +267,6 @@ class Processor:
             taxonomy_version=self.tagger.version,
             extractor=EXTRACTOR,
         )
-        return message
 
     def _letter(
         self, item: ArticleInput, candidate: Candidate, now: datetime, stage: Stage, reason: str, detail: str
